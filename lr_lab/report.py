@@ -1,0 +1,427 @@
+"""The report: the console table and answer, the PNG plots, and TensorBoard text and figures.
+
+Everything here reads the finished :class:`~lr_lab.results.RunResults`; nothing is measured here,
+so what is printed, plotted and logged always agrees with ``results.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+from lr_lab.results import RunResults, TrialResult  # noqa: E402
+
+SUMMARY_RUN = "summary"
+VERDICT_COLORS = {
+    "best": "tab:green",
+    "good": "tab:blue",
+    "slow": "tab:orange",
+    "poor": "tab:brown",
+    "unstable": "tab:purple",
+    "diverged": "tab:red",
+}
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _lr_text(row: dict[str, Any]) -> str:
+    text = _fmt(row["lr"], 3)
+    if row.get("lr_min") is not None and row["lr_min"] != row["lr_max"]:
+        text += f" ({_fmt(row['lr_min'], 2)}..{_fmt(row['lr_max'], 2)})"
+    return text
+
+
+def _loss_text(row: dict[str, Any], n_seeds: int) -> str:
+    if row["diverged_seeds"]:
+        return (
+            f"diverged ({row['diverged_seeds']}/{len(row['finals'])} seeds)"
+            if n_seeds > 1
+            else "diverged"
+        )
+    if row["mean"] is None:
+        return "-"
+    text = _fmt(row["mean"])
+    if n_seeds > 1 and row["spread"]:
+        text += f" ({_fmt(row['spread'][0], 3)}..{_fmt(row['spread'][1], 3)})"
+    return text
+
+
+def format_table(results: RunResults) -> str:
+    """The ranked comparison as a plain-text table (one row per grid LR and per rule)."""
+    comp = results.comparison
+    n_seeds = len(results.seeds)
+    metric = comp["metric"].replace("_", " ")
+    header = [
+        "rank",
+        "learning rate",
+        "from",
+        f"final {metric}" + (" mean (min..max)" if n_seeds > 1 else ""),
+        "vs best",
+        "verdict",
+    ]
+    lines = []
+    for row in comp["rows"]:
+        lines.append(
+            [
+                str(row["rank"]) if row["rank"] else "-",
+                _lr_text(row) if row["lrs"] else "-",
+                "grid" if row["source"] == "grid" else f"rule {row['label']}",
+                _loss_text(row, n_seeds),
+                f"{row['ratio_to_best_fixed']:.3g}x"
+                if row["ratio_to_best_fixed"] is not None
+                else "-",
+                row["verdict"] or "-",
+            ]
+        )
+    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+
+
+def answer(results: RunResults) -> str:
+    """One paragraph: best fixed LR, the finder's suggestion, how it did, and what to use."""
+    comp = results.comparison
+    metric = comp["metric"].replace("_", " ")
+    parts = []
+    best = comp["best_fixed"]
+    if best:
+        parts.append(f"Best fixed LR: {_fmt(best['lr'], 3)} ({metric} {_fmt(best['loss'])}).")
+    else:
+        parts.append("No fixed-LR trial finished without diverging.")
+    rules = comp.get("rules", {})
+    if "lightning" in rules:
+        light = rules["lightning"]
+        if light["lr"] is None:
+            parts.append(
+                f"Lightning's LR finder gave no suggestion: {light['note'] or comp.get('suggestion_note')}."
+            )
+        elif light["loss"] is None:
+            parts.append(
+                f"Lightning's LR finder suggested {_fmt(light['lr'], 3)}; trained from the same initial weights it diverged."
+            )
+        else:
+            ratio = (
+                f", {light['ratio_to_best']:.3g}x the best fixed loss"
+                if light["ratio_to_best"]
+                else ""
+            )
+            parts.append(
+                f"Lightning's LR finder suggested {_fmt(light['lr'], 3)}; trained from the same initial "
+                f"weights and data order it reached {metric} {_fmt(light['loss'])}, rank {light['rank']} "
+                f"of {comp['n_ranked']}{ratio}."
+            )
+    others = {k: v for k, v in rules.items() if k != "lightning" and v["loss"] is not None}
+    if others:
+        name, best_rule = min(others.items(), key=lambda kv: kv[1]["loss"])
+        parts.append(
+            f"Of the other rules, {name} did best: LR {_fmt(best_rule['lr'], 3)}, {metric} "
+            f"{_fmt(best_rule['loss'])}, rank {best_rule['rank']}."
+        )
+    rec = comp.get("recommendation")
+    if rec:
+        parts.append(
+            f"Recommendation: LR {_fmt(rec['lr'], 3)} ({rec['source']}), the lowest {metric} observed."
+        )
+    if len(results.seeds) > 1:
+        parts.append(f"Losses are means over seeds {results.seeds}.")
+    return " ".join(parts)
+
+
+def _trials_by_name(results: RunResults) -> dict[str, TrialResult]:
+    return {f"seed{t.seed}/{t.name}": t for t in results.trials}
+
+
+def _distinct_rows(results: RunResults) -> list[dict[str, Any]]:
+    seen, rows = set(), []
+    for row in results.comparison["rows"]:
+        key = tuple(row["trial_names"])
+        if key and key not in seen:
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
+def _row_label(row: dict[str, Any], results: RunResults) -> str:
+    if row["source"] == "grid":
+        return f"lr={_fmt(row['lr'], 3)} ({row['verdict']})"
+    rules = [
+        r["label"]
+        for r in results.comparison["rows"]
+        if r["trial_names"] == row["trial_names"] and r["source"] == "rule"
+    ]
+    return f"{'+'.join(rules)} lr={_fmt(row['lr'], 3)} ({row['verdict']})"
+
+
+def plot_loss_curves(results: RunResults, path: Path) -> Path:
+    """Per-epoch training (and validation) loss of every trial, overlaid, log-scale loss.
+
+    With several seeds each line is the mean over seeds and the band spans min..max.
+    """
+    by_name = _trials_by_name(results)
+    panels = ["train_loss"] + (["val_loss"] if results.comparison["metric"] == "val_loss" else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False)
+    rows = _distinct_rows(results)
+    colors = plt.cm.viridis([i / max(1, len(rows) - 1) for i in range(len(rows))])
+    for ax, key in zip(axes[0], panels):
+        healthy: list[float] = []
+        for row, color in zip(rows, colors):
+            curves = [getattr(by_name[n], key) for n in row["trial_names"] if n in by_name]
+            length = max(len(c) for c in curves)
+            epochs = list(range(1, length + 1))
+            style = "-" if row["source"] == "grid" else "--"
+            mean, low, high = [], [], []
+            for i in range(length):
+                vals = [
+                    c[i] for c in curves if i < len(c) and c[i] is not None and math.isfinite(c[i])
+                ]
+                mean.append(sum(vals) / len(vals) if vals else math.nan)
+                low.append(min(vals) if vals else math.nan)
+                high.append(max(vals) if vals else math.nan)
+            if not row["diverged_seeds"]:
+                healthy += [v for v in high if math.isfinite(v)]
+            ax.plot(
+                epochs, mean, style, color=color, marker="o", ms=3, label=_row_label(row, results)
+            )
+            if len(curves) > 1:
+                ax.fill_between(epochs, low, high, color=color, alpha=0.2)
+            if row["diverged_seeds"]:
+                # Drawn where it stopped, clipped to the top of the plot.
+                stop = next((i for i, v in enumerate(mean) if not math.isfinite(v)), len(mean))
+                ax.plot(max(1, stop), math.inf, "x", color="tab:red", ms=10, mew=2, clip_on=False)
+        if healthy:
+            ax.set_ylim(min(healthy) / 2, max(healthy) * 5)
+        for line in ax.get_lines():
+            if line.get_marker() == "x":
+                line.set_ydata([ax.get_ylim()[1]])
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{key.replace('_', ' ')} (MSE, log scale)")
+        ax.set_title(f"{'Training' if key == 'train_loss' else 'Validation'} loss per epoch")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="best")
+    seeds = results.seeds
+    fig.suptitle(
+        "Loss curves, every trial from the same initial weights"
+        + (f" (mean and range over seeds {seeds})" if len(seeds) > 1 else "")
+        + "\nx = diverged (training stopped at that epoch; drawn at the top)",
+        fontsize=10,
+    )
+    return _save(fig, path)
+
+
+def _mark_rules(ax: Any, results: RunResults) -> None:
+    comp = results.comparison
+    styles = ["--", "-.", ":", (0, (5, 1))]
+    for i, (name, rule) in enumerate(comp.get("rules", {}).items()):
+        if rule["lr"] is None:
+            continue
+        ax.axvline(
+            rule["lr"],
+            color=f"C{i + 3}",
+            ls=styles[i % 4],
+            lw=1.5,
+            label=f"{name}: {_fmt(rule['lr'], 3)}",
+        )
+        if rule["lr_min"] is not None and rule["lr_min"] != rule["lr_max"]:
+            ax.axvspan(rule["lr_min"], rule["lr_max"], color=f"C{i + 3}", alpha=0.08)
+
+
+def _draw_finder(ax: Any, results: RunResults) -> None:
+    for finder in results.finders:
+        pts = [(lr, loss) for lr, loss in zip(finder.lr, finder.loss) if math.isfinite(loss)]
+        if pts:
+            ax.plot(
+                *zip(*pts),
+                color="0.35",
+                lw=1.2,
+                alpha=0.9,
+                label=f"finder curve (seed {finder.seed})"
+                if len(results.finders) > 1
+                else "finder curve (smoothed loss)",
+            )
+    ax.set_xscale("log")
+
+
+def plot_lr_finder(results: RunResults, path: Path) -> Path:
+    """The finder's curve, each rule's suggestion, and the trial LRs marked with their results."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    _draw_finder(ax, results)
+    _mark_rules(ax, results)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("finder loss (smoothed training MSE)")
+    metric = results.comparison["metric"].replace("_", " ")
+    for row in _distinct_rows(results):
+        if row["source"] != "grid":
+            continue
+        color = VERDICT_COLORS.get(row["verdict"], "0.2")
+        ax.axvline(row["lr"], color=color, lw=4, alpha=0.25)
+        ax.annotate(
+            f"lr {_fmt(row['lr'], 3)}\n{_loss_text(row, len(results.seeds))}\n{row['verdict']}",
+            xy=(row["lr"], 0.02),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            color=color,
+            ha="center",
+        )
+    lows = [v for f in results.finders for v in f.loss if math.isfinite(v)]
+    if lows:
+        ax.set_ylim(bottom=min(lows) * 0.8 if min(lows) > 0 else None)
+    ax.set_title(
+        f"LR finder (Lightning {results.lightning_version}) with the fixed-LR trials (shaded: trial LR, final {metric} below)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_lr_sweep(results: RunResults, path: Path) -> Path:
+    """Final loss against LR for every trial (log-log), with the finder's curve on a second axis."""
+    fig, ax = plt.subplots(figsize=(9, 6))
+    metric = results.comparison["metric"].replace("_", " ")
+    finals = [t.final_loss for t in results.trials if not t.diverged and t.final_loss is not None]
+    ceiling = max(finals) * 3 if finals else 1.0
+    for role, marker in (("fixed", "o"), ("finder_check", "D")):
+        for t in results.trials:
+            if t.role != role:
+                continue
+            color = VERDICT_COLORS.get(t.verdict, "0.2")
+            y = ceiling if t.diverged else t.final_loss
+            ax.scatter(t.lr, y, marker="x" if t.diverged else marker, color=color, s=50, zorder=3)
+    grid_rows = sorted(
+        (r for r in results.comparison["rows"] if r["source"] == "grid" and r["mean"] is not None),
+        key=lambda r: r["lr"],
+    )
+    if grid_rows:
+        xs = [r["lr"] for r in grid_rows]
+        ax.plot(
+            xs,
+            [r["mean"] for r in grid_rows],
+            "-",
+            color="0.5",
+            lw=1,
+            zorder=2,
+            label=f"mean final {metric} (grid)",
+        )
+        if len(results.seeds) > 1:
+            ax.fill_between(
+                xs,
+                [r["spread"][0] for r in grid_rows],
+                [r["spread"][1] for r in grid_rows],
+                color="0.5",
+                alpha=0.2,
+                label="min..max over seeds",
+            )
+    for verdict_name, color in VERDICT_COLORS.items():
+        if any(t.verdict == verdict_name for t in results.trials):
+            ax.scatter(
+                [],
+                [],
+                color=color,
+                marker="x" if verdict_name == "diverged" else "o",
+                label=verdict_name + (" (drawn at top)" if verdict_name == "diverged" else ""),
+            )
+    ax.scatter([], [], color="0.3", marker="D", label="finder-check trial")
+    _mark_rules(ax, results)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel(f"final {metric} (log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax2 = ax.twinx()
+    _draw_finder(ax2, results)
+    for line in ax2.get_lines():
+        line.set_color("0.7")
+    ax2.set_ylabel("LR finder loss (smoothed, grey curve)", color="0.5")
+    ax.set_zorder(ax2.get_zorder() + 1)  # trials in front of the finder's curve
+    ax.patch.set_visible(False)
+    handles, labels = ax.get_legend_handles_labels()
+    handles2, labels2 = ax2.get_legend_handles_labels()
+    ax.legend(
+        handles + handles2,
+        labels + labels2,
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=4,
+    )
+    ax.set_title(
+        "Learning-rate sweep: what training achieved (left axis) vs. the LR finder's curve (right axis)",
+        fontsize=9,
+    )
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def markdown_report(results: RunResults) -> str:
+    """The table and the answer as Markdown, for TensorBoard's Text tab."""
+    table = format_table(results).splitlines()
+    cells = [
+        [c for c in line.split("  ") if c.strip()] for line in table if not set(line) <= {"-", " "}
+    ]
+    head = "| " + " | ".join(c.strip() for c in cells[0]) + " |"
+    sep = "|" + "---|" * len(cells[0])
+    body = ["| " + " | ".join(c.strip() for c in row) + " |" for row in cells[1:]]
+    return "\n".join([answer(results), "", head, sep, *body])
+
+
+def write_report(results: RunResults, run_dir: Path) -> list[Path]:
+    """Draw the PNGs and log the comparison, verdicts and figures to TensorBoard.
+
+    Args:
+        results: The complete run.
+        run_dir: The run folder.
+
+    Returns:
+        The PNG files written.
+    """
+    pngs = [plot_loss_curves(results, run_dir / "loss_curves.png")]
+    if results.finders:
+        pngs += [
+            plot_lr_finder(results, run_dir / "lr_finder.png"),
+            plot_lr_sweep(results, run_dir / "lr_sweep.png"),
+        ]
+    with SummaryWriter(str(run_dir / SUMMARY_RUN)) as writer:
+        writer.add_text("comparison", markdown_report(results))
+        for finder in results.finders:
+            lines = [
+                f"- **{rule}**: {_fmt(lr, 3)}"
+                + (f" ({finder.rule_notes[rule]})" if rule in finder.rule_notes else "")
+                for rule, lr in finder.rules.items()
+            ]
+            flags = []
+            if finder.stopped_early:
+                flags.append(
+                    f"stopped early after {len(finder.loss)} of {finder.num_training} steps (loss exploded)"
+                )
+            if finder.nonfinite_points:
+                flags.append(f"{finder.nonfinite_points} non-finite points skipped")
+            writer.add_text(
+                f"finder/seed{finder.seed}", "\n".join(lines + [f"- note: {f}" for f in flags])
+            )
+        writer.add_text(
+            "verdicts", "\n".join(f"- {t.seed}/{t.name}: **{t.verdict}**" for t in results.trials)
+        )
+        for png in pngs:
+            figure = plt.imread(png)
+            writer.add_image(png.stem, figure[..., :3], dataformats="HWC")
+    for t in results.trials:
+        with SummaryWriter(str(run_dir / t.tb_run)) as writer:
+            writer.add_text("verdict", f"**{t.verdict}** (lr {t.lr:.3g}, {t.role})")
+    return pngs

@@ -1,0 +1,357 @@
+"""Fixed-learning-rate trials, run one after another: a TrialSpec in, a TrialResult out.
+
+Each trial is a fresh ``Trainer`` on a fresh module loaded from the seed's ``init.ckpt``, fed by a
+fresh DataModule of the same seed, so the learning rate is the only difference between trials.
+``run_trial`` depends on nothing but its picklable spec, so trials can move to worker processes.
+
+The :class:`LossRecorder` callback is the lab's one observer of training: it keeps the per-step
+losses on the device (one host sync per step only for the divergence check), reduces them per
+epoch, and writes them to TensorBoard at epoch end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+
+from lr_lab.config import ExperimentConfig
+from lr_lab.data import RegressionDataModule
+from lr_lab.initial_state import load_initial_state
+from lr_lab.model import RegressionModule
+from lr_lab.results import TrialResult
+
+# TensorBoard gets at most about this many points per per-step curve (always including step 0).
+MAX_STEP_POINTS = 1000
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """A picklable description of one trial.
+
+    Attributes:
+        name: The trial's TensorBoard run name, unique within its seed.
+        lr: The learning rate.
+        seed: The seed of the data, the data order and the initial checkpoint.
+        role: ``"fixed"`` (from the grid) or ``"finder_check"`` (verifying a suggestion).
+        init_path: The seed's ``init.ckpt``.
+        log_dir: The seed's folder; the trial's TensorBoard run is ``log_dir/name``.
+        config: The whole experiment config.
+        rules: The finder rules that suggested this LR (finder checks only).
+    """
+
+    name: str
+    lr: float
+    seed: int
+    role: str
+    init_path: str
+    log_dir: str
+    config: ExperimentConfig
+    rules: tuple[str, ...] = field(default=())
+
+
+def trial_name(lr: float, role: str = "fixed") -> str:
+    """A TensorBoard-friendly run name such as ``lr=0.01`` or ``check_lr=0.000316``."""
+    prefix = "lr" if role == "fixed" else "check_lr"
+    return f"{prefix}={lr:.3g}"
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's banners, tips and warnings that do not apply to tensor-backed data."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*is smaller than the logging interval.*",
+        ".*Total length of .* across ranks is zero.*",
+        ".*You defined a `validation_step` but have no `val_dataloader`.*",
+        ".*LightningModule.* has parameters that were not used.*",
+        ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+    ):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def make_trainer(
+    cfg: ExperimentConfig,
+    *,
+    root_dir: Path,
+    logger: TensorBoardLogger | bool,
+    callbacks: list[L.Callback],
+    has_val: bool,
+    max_epochs: int,
+    max_steps: int = -1,
+) -> L.Trainer:
+    """A Trainer stripped of what the lab does not use (checkpoints, summaries, progress bars).
+
+    Args:
+        cfg: The experiment config (accelerator and devices come from ``cfg.trainer``).
+        root_dir: Lightning's ``default_root_dir``.
+        logger: The trial's TensorBoard logger, or ``False``.
+        callbacks: Callbacks such as the :class:`LossRecorder`.
+        has_val: Whether to run validation each epoch.
+        max_epochs: Epoch limit.
+        max_steps: Step limit (-1 for none).
+
+    Returns:
+        The Trainer.
+    """
+    return L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        logger=logger,
+        callbacks=callbacks,
+        default_root_dir=root_dir,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if has_val else 0,
+        # The recorder writes to TensorBoard itself; Lightning's own logging stays idle.
+        log_every_n_steps=1_000_000,
+    )
+
+
+class LossRecorder(L.Callback):
+    """Records per-step and per-epoch losses of one or more trials and stops diverged ones.
+
+    Training steps return the loss (one trial) or a dict whose ``"losses"`` holds one loss per
+    trial (stacked trials). Losses stay on the device until the epoch ends.
+
+    Args:
+        loggers: One TensorBoard logger per trial, in the order of the losses.
+        divergence_factor: A loss above this times the trial's first loss counts as diverged.
+        stride: Log every ``stride``-th per-step loss to TensorBoard (step 0 always).
+    """
+
+    def __init__(self, loggers: list[TensorBoardLogger], divergence_factor: float, stride: int = 1):
+        self.loggers = loggers
+        self.divergence_factor = divergence_factor
+        self.stride = max(1, stride)
+        k = len(loggers)
+        self.train_loss: list[list[float]] = [[] for _ in range(k)]
+        self.val_loss: list[list[float]] = [[] for _ in range(k)]
+        self.diverged_step: list[int | None] = [None] * k
+        self.first_loss: Tensor | None = None
+        self.first_batch_sha256 = ""
+        self.step = 0
+        self._epoch_losses: list[Tensor] = []
+        self._epoch_sizes: list[int] = []
+        self._val_losses: list[Tensor] = []
+        self._val_sizes: list[int] = []
+
+    @staticmethod
+    def _losses(outputs: Any) -> Tensor:
+        if isinstance(outputs, dict):
+            return (
+                (outputs["losses"] if "losses" in outputs else outputs["loss"]).detach().reshape(-1)
+            )
+        return outputs.detach().reshape(-1)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Hash the very first batch, so trials can prove they saw the same data."""
+        if self.step == 0:
+            x, y = batch
+            digest = hashlib.sha256()
+            for t in (x, y):
+                digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+            self.first_batch_sha256 = digest.hexdigest()
+
+    def on_train_batch_end(  # noqa: D102
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Keep the step's loss(es) on the device and stop diverged trials at this step."""
+        losses = self._losses(outputs)
+        if self.first_loss is None:
+            self.first_loss = losses.clone()
+        self._epoch_losses.append(losses)
+        self._epoch_sizes.append(len(batch[0]))
+        # The one host sync per step: divergence must stop a trial at the step it happens.
+        bad = ~torch.isfinite(losses) | (losses > self.divergence_factor * self.first_loss)
+        if bool(bad.any()):
+            for k in torch.nonzero(bad).flatten().tolist():
+                if self.diverged_step[k] is None:
+                    self.diverged_step[k] = self.step
+            self.on_diverged(trainer, pl_module, bad)
+        self.step += 1
+
+    def on_diverged(self, trainer: L.Trainer, pl_module: L.LightningModule, bad: Tensor) -> None:
+        """Stop training once every trial has diverged (stacked modules freeze single trials)."""
+        if hasattr(pl_module, "freeze_trials"):
+            pl_module.freeze_trials(bad)
+        if all(step is not None for step in self.diverged_step):
+            trainer.should_stop = True
+
+    def on_validation_batch_end(  # noqa: D102
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Keep the chunk's validation loss(es)."""
+        if not trainer.sanity_checking:
+            self._val_losses.append(self._losses(outputs))
+            self._val_sizes.append(len(batch[0]))
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Reduce the validation losses to one sample-weighted mean per trial."""
+        if trainer.sanity_checking or not self._val_losses:
+            return
+        means = _weighted_mean(self._val_losses, self._val_sizes).tolist()
+        for k, value in enumerate(means):
+            self.val_loss[k].append(value)
+        self._val_losses, self._val_sizes = [], []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Reduce the epoch per trial and write its curve to TensorBoard (one host sync)."""
+        if not self._epoch_losses:
+            return
+        per_step = torch.stack(self._epoch_losses)  # (steps, trials)
+        means = _weighted_mean(self._epoch_losses, self._epoch_sizes).tolist()
+        first_step = self.step - len(self._epoch_losses)
+        keep = [i for i in range(len(per_step)) if (first_step + i) % self.stride == 0]
+        rows = per_step[keep].tolist() if keep else []
+        last = self.step - 1
+        for k, logger in enumerate(self.loggers):
+            stop = self.diverged_step[k]
+            for i, row in zip(keep, rows):
+                if stop is None or first_step + i <= stop:
+                    logger.log_metrics({"train/loss": row[k]}, step=first_step + i)
+            self.train_loss[k].append(means[k])
+            if stop is None or stop >= first_step:
+                epoch_metrics = {"train/loss_epoch": means[k], "epoch": trainer.current_epoch}
+                if len(self.val_loss[k]) == len(self.train_loss[k]):
+                    epoch_metrics["val/loss"] = self.val_loss[k][-1]
+                logger.log_metrics(epoch_metrics, step=last)
+        self._epoch_losses, self._epoch_sizes = [], []
+
+
+def _weighted_mean(losses: list[Tensor], sizes: list[int]) -> Tensor:
+    """Sample-weighted mean over batches of per-batch mean losses, per trial."""
+    stacked = torch.stack(losses)  # (batches, trials)
+    weights = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device).unsqueeze(1)
+    return (stacked * weights).sum(0) / weights.sum()
+
+
+def build_module(cfg: ExperimentConfig, input_dim: int, lr: float) -> RegressionModule:
+    """The LightningModule for ``cfg`` at learning rate ``lr`` (weights not yet loaded)."""
+    return RegressionModule(
+        input_dim=input_dim,
+        hidden_dims=list(cfg.model.hidden_dims),
+        lr=lr,
+        optimizer=cfg.optimizer.name,
+        momentum=cfg.optimizer.momentum,
+        weight_decay=cfg.optimizer.weight_decay,
+    )
+
+
+def log_stride(cfg: ExperimentConfig, steps_per_epoch: int) -> int:
+    """Per-step TensorBoard stride keeping curves near :data:`MAX_STEP_POINTS` points."""
+    total = steps_per_epoch * cfg.trials.max_epochs
+    return max(1, -(-total // MAX_STEP_POINTS))
+
+
+def trial_hparams(spec: TrialSpec) -> dict[str, Any]:
+    """The hyperparameters shown for a trial in TensorBoard's HParams tab."""
+    cfg = spec.config
+    return {
+        "lr": spec.lr,
+        "seed": spec.seed,
+        "role": spec.role,
+        "rules": ",".join(spec.rules) or "-",
+        "optimizer": cfg.optimizer.name,
+        "momentum": cfg.optimizer.momentum,
+        "batch_size": cfg.data.batch_size,
+        "max_epochs": cfg.trials.max_epochs,
+        "hidden_dims": str(list(cfg.model.hidden_dims)),
+    }
+
+
+def final_metrics(result: TrialResult) -> dict[str, float]:
+    """The metrics the HParams tab shows next to a trial's hyperparameters."""
+    metrics = {
+        "hparams/final_train_loss": result.final_train_loss,
+        "hparams/final_val_loss": result.final_val_loss,
+        "hparams/diverged": float(result.diverged),
+    }
+    return {k: (float("nan") if v is None else v) for k, v in metrics.items()}
+
+
+def run_trial(spec: TrialSpec) -> TrialResult:
+    """Train one learning rate from the seed's initial checkpoint for ``max_epochs``.
+
+    Args:
+        spec: What to train.
+
+    Returns:
+        The losses per epoch, divergence, timings and the hash of the starting weights.
+    """
+    cfg = spec.config
+    datamodule = RegressionDataModule(cfg.data, spec.seed)
+    module = build_module(cfg, datamodule.input_dim, spec.lr)
+    init_sha = load_initial_state(Path(spec.init_path), module)
+    logger = TensorBoardLogger(spec.log_dir, name="", version=spec.name, default_hp_metric=False)
+    steps_per_epoch = len(datamodule.train_dataloader())
+    recorder = LossRecorder(
+        [logger], cfg.trials.divergence_factor, log_stride(cfg, steps_per_epoch)
+    )
+    trainer = make_trainer(
+        cfg,
+        root_dir=Path(spec.log_dir),
+        logger=logger,
+        callbacks=[recorder],
+        has_val=datamodule.has_val,
+        max_epochs=cfg.trials.max_epochs,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    wall = time.perf_counter() - start
+    result = TrialResult(
+        name=spec.name,
+        role=spec.role,
+        lr=spec.lr,
+        seed=spec.seed,
+        rules=list(spec.rules),
+        init_sha256=init_sha,
+        steps=recorder.step,
+        wall_s=wall,
+        step_us=1e6 * wall / max(1, recorder.step),
+        tb_run=str(Path(f"seed{spec.seed}") / spec.name),
+    )
+    fill_from_recorder(result, recorder, 0)
+    logger.log_hyperparams(trial_hparams(spec), final_metrics(result))
+    logger.finalize("success")
+    return result
+
+
+def fill_from_recorder(result: TrialResult, recorder: LossRecorder, k: int) -> None:
+    """Copy trial ``k``'s measurements from ``recorder`` into ``result``."""
+    result.train_loss = recorder.train_loss[k]
+    result.val_loss = recorder.val_loss[k]
+    result.final_train_loss = result.train_loss[-1] if result.train_loss else None
+    result.final_val_loss = result.val_loss[-1] if result.val_loss else None
+    result.diverged = recorder.diverged_step[k] is not None
+    result.diverged_step = recorder.diverged_step[k]
+    if recorder.first_loss is not None:
+        result.first_step_loss = float(recorder.first_loss[k])
+    result.first_batch_sha256 = recorder.first_batch_sha256
