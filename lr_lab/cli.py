@@ -13,10 +13,10 @@ new run folder, runs the experiment, prints the comparison. Exit codes: 0 done, 
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from argparse import ArgumentError
 from pathlib import Path
@@ -110,11 +110,18 @@ def _one_line(err: Exception, parser: ArgumentParser) -> str:
         return f"--config: {m.group(1)}"
     if "Problems parsing config" in text:
         return f"config file is not valid YAML: {text.split(':', 1)[1].strip()}"
+    if m := re.search(r'Parser key "([\w.]+)": Expected an? (.+?)\. Got value: (.*)$', text):
+        key, expected, value = m.groups()
+        expected = re.sub(r"<class '(\w+)'>", r"\1", expected)
+        expected = re.sub(r"typing\.Literal\[(.*?)\]", r"one of [\1]", expected)
+        expected = {
+            "int": "an integer",
+            "float": "a finite number",
+            "list": "a list, e.g. [0.1, 0.01]",
+        }.get(expected, expected)
+        return f"{key} = {value}: expected {expected}"
     if m := re.search(r'Parser key "([\w.]+)": (.*)', text):
-        detail = m.group(2)
-        detail = re.sub(r"<class '(\w+)'>", r"\1", detail)
-        detail = re.sub(r"typing\.Literal\[(.*?)\]", r"one of [\1]", detail)
-        return f"{m.group(1)}: {detail}"
+        return f"{m.group(1)}: {m.group(2)}"
     return text
 
 
@@ -192,14 +199,18 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
 
 
 def _check_out_dir(out: Path) -> None:
-    """Fail before training if no run folder can be made under ``out``."""
+    """Fail before training if no run folder can be made under ``out`` (tried, not guessed)."""
     probe = out
-    while not probe.exists():
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         raise UsageError(f"--out {out}: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {probe} is not writable")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from None
 
 
 def new_run_dir(out: Path, name: str) -> Path:
@@ -222,7 +233,7 @@ def save_config(parser: ArgumentParser, ns: Namespace, path: Path) -> None:
     for key in META_KEYS:
         if key in clean:
             del clean[key]
-    path.write_text(parser.dump(clean, skip_none=False), encoding="utf-8")
+    path.write_text(parser.dump(clean), encoding="utf-8")
 
 
 def _prepare(argv: list[str]) -> tuple[ExperimentConfig, Namespace, ArgumentParser, Path | None]:

@@ -184,8 +184,8 @@ def check_config(cfg: ExperimentConfig, n_rows: int | None = None) -> list[str]:
         bad("optimizer.weight_decay", o.weight_decay, "must be a finite number >= 0")
 
     t = cfg.trials
-    if not t.lrs and not cfg.finder.enabled:
-        bad("trials.lrs", t.lrs, "give at least one learning rate (or enable the finder)")
+    if not t.lrs:
+        bad("trials.lrs", t.lrs, "give at least one learning rate")
     for i, lr in enumerate(t.lrs):
         if not _finite_positive(lr):
             bad(f"trials.lrs[{i}]", lr, "learning rates must be finite and > 0")

@@ -8,6 +8,7 @@ Batches are cut from whole tensors with one index gather each, with no per-sampl
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
             header = fh.readline()
             if not header.strip():
                 raise DataError(f"{where}: the file is empty (expected a header row and data)")
-            table = np.loadtxt(fh, delimiter=",", dtype=np.float32, ndmin=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "no data" is reported below, by name
+                table = np.loadtxt(fh, delimiter=",", dtype=np.float32, ndmin=2)
     except UnicodeDecodeError:
         raise DataError(f"{where}: not a text CSV file") from None
     except ValueError as err:

@@ -2,8 +2,8 @@
 
 Each takes the finder's recorded ``(lrs, losses)`` (Lightning records an exponentially smoothed
 loss, beta = 0.98) and returns a :class:`Suggestion`: a learning rate, or ``None`` with the reason
-it could not decide. Every curve rule first drops non-finite points, then the first
-``SKIP_BEGIN`` and last ``SKIP_END`` points, as Lightning's own ``suggestion()`` does: the first
+it could not decide. Every curve rule first drops the first ``SKIP_BEGIN`` and last ``SKIP_END``
+points, then any non-finite ones, in the same order as Lightning's own ``suggestion()``: the first
 points of a bias-corrected moving average rest on a handful of batches and are mostly noise.
 """
 
@@ -148,7 +148,7 @@ def apply_rules(
     out: dict[str, Suggestion] = {}
     for rule in rules:
         if rule == "lightning":
-            out[rule] = Suggestion(lightning_lr, "" if lightning_lr else lightning_note)
+            out[rule] = Suggestion(lightning_lr, "" if lightning_lr is not None else lightning_note)
         else:
             out[rule] = CURVE_RULES[rule](lrs, losses)
     return out

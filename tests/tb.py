@@ -1,0 +1,24 @@
+"""Read TensorBoard event files back, as TensorBoard itself would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+
+def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def plugin_tags(run: Path, plugin: str) -> set[str]:
+    tags = set()
+    for path in run.glob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == plugin:
+                    tags.add(value.tag)
+    return tags

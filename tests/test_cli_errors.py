@@ -1,0 +1,164 @@
+"""Bad input: one clear line per problem naming the key or file, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from lr_lab.cli import EXIT_BAD_INPUT, main
+from lr_lab.initial_state import save_initial_state
+from lr_lab.model import RegressionModule
+from tests.conftest import TINY_ARGS
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def out_with_earlier_run(tmp_path) -> Path:
+    out = tmp_path / "runs"
+    earlier = out / "20260101-000000-default"
+    earlier.mkdir(parents=True)
+    (earlier / "results.json").write_text('{"status": "complete"}\n')
+    return out
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+def bad_init(tmp_path: Path, kind: str) -> str:
+    path = tmp_path / "init.ckpt"
+    if kind == "other_arch":
+        save_initial_state(RegressionModule(input_dim=3, hidden_dims=[4]), path, {}, 0)
+    elif kind == "truncated":
+        save_initial_state(RegressionModule(input_dim=1, hidden_dims=[16]), path, {}, 0)
+        path.write_bytes(path.read_bytes()[:100])
+    elif kind == "not_ckpt":
+        torch.save({"model": [1, 2, 3]}, path)
+    return str(path)
+
+
+# (arguments, a fragment every message must contain); {tmp} is replaced by the test's folder.
+CASES = {
+    "unknown key": (["--trials.lr", "[0.1]"], "did you mean trials.lrs"),
+    "unknown key in yaml": (
+        ["--config", "yaml:data:\n  n_sample: 10\n"],
+        "data.n_sample: unknown key (did you mean data.n_samples?)",
+    ),
+    "not an int": (["--data.n_samples", "abc"], "data.n_samples = abc: expected an integer"),
+    "bad choice": (["--optimizer.name", "adamw"], "optimizer.name = adamw: expected one of"),
+    "nan lr": (["--trials.lrs", "[0.1, nan]"], "trials.lrs = nan"),
+    "negative lr": (
+        ["--trials.lrs", "[0.1, -1.0]"],
+        "trials.lrs[1] = -1.0: learning rates must be finite and > 0",
+    ),
+    "zero lr": (["--trials.lrs", "[0.0]"], "trials.lrs[0] = 0.0"),
+    "no lrs": (["--trials.lrs", "[]"], "trials.lrs = []"),
+    "duplicate lrs": (["--trials.lrs", "[0.1, 0.1]"], "duplicate learning rates [0.1]"),
+    "zero epochs": (
+        ["--trials.max_epochs", "0"],
+        "trials.max_epochs = 0: must be a positive integer",
+    ),
+    "zero batch": (["--data.batch_size", "0"], "data.batch_size = 0"),
+    "batch above train set": (
+        ["--data.batch_size", "1000"],
+        "data.batch_size = 1000: must not exceed the 128 training samples",
+    ),
+    "val_fraction 1": (
+        ["--data.val_fraction", "1.0"],
+        "data.val_fraction = 1.0: must be in [0, 1)",
+    ),
+    "negative noise": (["--data.noise_std", "-1"], "data.noise_std = -1.0"),
+    "min_lr above max_lr": (
+        ["--finder.min_lr", "0.5", "--finder.max_lr", "0.1"],
+        "finder.min_lr = 0.5: must be below finder.max_lr",
+    ),
+    "min_lr zero": (["--finder.min_lr", "0"], "finder.min_lr = 0.0: must be finite and > 0"),
+    "num_training too small": (
+        ["--finder.num_training", "12"],
+        "finder.num_training = 12: must be >= 13",
+    ),
+    "hidden width": (["--model.hidden_dims", "[0]"], "model.hidden_dims[0] = 0"),
+    "momentum range": (["--optimizer.momentum", "1.5"], "optimizer.momentum = 1.5"),
+    "missing config": (["--config", "{tmp}/nope.yaml"], "nope.yaml: file not found"),
+    "invalid yaml": (["--config", "yaml:data: [\n"], "not valid YAML"),
+    "yaml not a mapping": (["--config", "yaml:- 1\n- 2\n"], "expected a mapping"),
+    "missing csv": (
+        ["--data.csv_path", "{tmp}/nope.csv"],
+        "data.csv_path = '{tmp}/nope.csv': file not found",
+    ),
+    "empty csv": (["--data.csv_path", "csv:"], "is empty"),
+    "non-numeric csv": (["--data.csv_path", "csv:a,b\n1,x\n"], "not numeric"),
+    "one-column csv": (["--data.csv_path", "csv:y\n1\n2\n"], "at least 2 columns"),
+    "missing init": (["--init", "{tmp}/none.ckpt"], "none.ckpt: initial checkpoint not found"),
+    "truncated init": (["--init", "init:truncated"], "not a readable checkpoint"),
+    "not a checkpoint": (["--init", "init:not_ckpt"], "no 'state_dict'"),
+    "init for other architecture": (
+        ["--init", "init:other_arch"],
+        "shaped for another architecture",
+    ),
+    "out is a file": (["--out", "{tmp}/afile/runs"], "is not a folder"),
+    "resume non-run": (["--resume", "{tmp}"], "not an lr_lab run folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(case, tmp_path, out_with_earlier_run, capsys):
+    args, fragment = CASES[case]
+    (tmp_path / "afile").write_text("x")
+    resolved = []
+    for arg in args:
+        if arg.startswith("yaml:"):
+            arg = write(tmp_path, "cfg.yaml", arg[5:])
+        elif arg.startswith("csv:"):
+            arg = write(tmp_path, "data.csv", arg[4:])
+        elif arg.startswith("init:"):
+            arg = bad_init(tmp_path, arg[5:])
+        resolved.append(arg.replace("{tmp}", str(tmp_path)))
+    fragment = fragment.replace("{tmp}", str(tmp_path))
+    before = snapshot(out_with_earlier_run)
+    out_args = [] if "--out" in args or "--resume" in args else ["--out", str(out_with_earlier_run)]
+    code = main([*TINY_ARGS, *resolved, *out_args] if "--resume" not in args else resolved)
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert lines and all(line.startswith("lr-lab: error: ") for line in lines), captured.err
+    assert any(fragment in line for line in lines), captured.err
+    assert "Traceback" not in captured.err
+    assert snapshot(out_with_earlier_run) == before  # no new run folder, the earlier one intact
+
+
+def test_all_problems_reported_at_once(tmp_path, capsys):
+    code = main(
+        [
+            *TINY_ARGS,
+            "--trials.max_epochs",
+            "0",
+            "--data.batch_size",
+            "0",
+            "--finder.min_lr",
+            "-1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 3
+    assert [line.split(" = ")[0].removeprefix("lr-lab: error: ") for line in err] == [
+        "data.batch_size",
+        "trials.max_epochs",
+        "finder.min_lr",
+    ]
+    assert list(tmp_path.iterdir()) == []

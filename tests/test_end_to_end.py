@@ -1,0 +1,143 @@
+"""The whole lab, as a user runs it: files written, read back, agreeing with what was printed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lr_lab.cli import DEFAULT_CONFIG, build_parser, main, parse_config
+from lr_lab.config import ExperimentConfig
+from tests.conftest import TINY_ARGS, only_run_dir
+from tests.tb import plugin_tags, scalars
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("runs")
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main([*TINY_ARGS, "--out", str(out)])
+    assert code == 0
+    return only_run_dir(out), buf.getvalue()
+
+
+def test_run_folder_holds_every_output(tiny_run):
+    run_dir, _ = tiny_run
+    for name in (
+        "results.json",
+        "config.yaml",
+        "loss_curves.png",
+        "lr_finder.png",
+        "lr_sweep.png",
+        "seed0/init.ckpt",
+    ):
+        assert (run_dir / name).is_file(), name
+    for png in run_dir.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert not list(run_dir.rglob(".lr_find*")) and not list(run_dir.rglob("lightning_logs"))
+    assert not list(run_dir.glob(".results-*"))  # no temporary file left by the atomic write
+
+
+def test_results_json_contents(tiny_run):
+    run_dir, _ = tiny_run
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["status"] == "complete" and res["lightning_version"]
+    sha = res["init_sha256"]["0"]
+    ckpt = torch.load(run_dir / "seed0/init.ckpt", weights_only=True)
+    from lr_lab.initial_state import weights_sha256
+
+    assert weights_sha256(ckpt["state_dict"]) == sha
+    fixed = [t for t in res["trials"] if t["role"] == "fixed"]
+    checks = [t for t in res["trials"] if t["role"] == "finder_check"]
+    assert sorted(t["lr"] for t in fixed) == [0.001, 0.05, 5.0]
+    assert checks, "each distinct suggestion is trained"
+    for t in res["trials"]:
+        assert t["init_sha256"] == sha
+        assert set(t) >= {
+            "lr",
+            "train_loss",
+            "val_loss",
+            "final_train_loss",
+            "final_val_loss",
+            "diverged",
+            "role",
+        }
+    assert next(t for t in fixed if t["lr"] == 5.0)["diverged"]
+    finder = res["finder"]
+    assert len(finder["lr"]) == len(finder["loss"]) and finder["suggestion"] is not None
+    assert set(finder["rules"]) == {"lightning", "steep_log", "valley", "minimum_div10"}
+    distinct = {v for v in finder["rules"].values() if v is not None}
+    for lr in distinct:
+        assert any(math.isclose(t["lr"], lr) for t in res["trials"])
+    comp = res["comparison"]
+    assert comp["best_fixed"]["lr"] == 0.05 and comp["suggested_lr"] == finder["suggestion"]
+    assert comp["suggested_rank"] >= 1 and comp["recommendation"]["lr"] > 0
+
+
+def test_printed_table_agrees_with_results(tiny_run):
+    run_dir, printed = tiny_run
+    res = json.loads((run_dir / "results.json").read_text())
+    best = res["comparison"]["best_fixed"]
+    assert f"Best fixed LR: {best['lr']:.3g} (val loss {best['loss']:.4g})" in printed
+    for row in res["comparison"]["rows"]:
+        if row["mean"] is not None:
+            assert f"{row['mean']:.4g}" in printed
+    lines = printed.strip().splitlines()
+    assert lines[-2].startswith("Run folder: ") and str(run_dir) in lines[-2]
+    assert lines[-1] == f"TensorBoard: tensorboard --logdir {run_dir}"
+
+
+def test_tensorboard_runs_per_trial_with_hparams(tiny_run):
+    run_dir, _ = tiny_run
+    res = json.loads((run_dir / "results.json").read_text())
+    for t in res["trials"]:
+        run = run_dir / t["tb_run"]
+        tags = scalars(run)
+        assert {"train/loss", "train/loss_epoch"} <= set(tags), t["name"]
+        if not t["diverged"]:
+            assert "val/loss" in tags and len(tags["val/loss"]) == 3
+            assert [v for _, v in tags["train/loss_epoch"]] == pytest.approx(
+                t["train_loss"], rel=1e-6
+            )
+            assert [v for _, v in tags["val/loss"]] == pytest.approx(t["val_loss"], rel=1e-6)
+        assert tags["hparams/final_train_loss"][0][1] != -1
+        assert "_hparams_/session_start_info" in plugin_tags(run, "hparams")
+    finder = scalars(run_dir / "seed0/finder")
+    assert {"finder/loss", "finder/lr"} <= set(finder)
+    assert "comparison/text_summary" in plugin_tags(run_dir / "summary", "text")
+
+
+def test_every_config_file_validates():
+    assert DEFAULT_CONFIG in CONFIGS
+    for path in CONFIGS:
+        cfg, _ = parse_config(["--config", str(path)])
+        assert isinstance(cfg, ExperimentConfig)
+
+
+def test_default_yaml_matches_dataclass_defaults():
+    # Installed without the checkout, the lab falls back on the dataclass defaults.
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    parser = build_parser()
+    defaults = parser.get_defaults()
+    for section, values in data.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                assert defaults[f"{section}.{key}"] == value, f"{section}.{key}"
+
+
+def test_print_config(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--print_config", "--trials.max_epochs", "4"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["trials"]["max_epochs"] == 4 and printed["trials"]["lrs"] == [0.01, 0.5, 0.0001]

@@ -1,0 +1,88 @@
+"""Trials start from identical weights, see identical data, and measure what plain PyTorch does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lr_lab.config import DataConfig, ExperimentConfig, ModelConfig, TrialsConfig
+from lr_lab.experiment import INIT_FILE, fixed_specs, prepare_initial_state, seed_dir
+from lr_lab.model import SimpleRegressionNet
+from lr_lab.trials import run_trial
+from tests.conftest import tiny_config
+from tests.tb import scalars
+
+
+def run_fixed(cfg: ExperimentConfig, run_dir: Path):
+    sha = prepare_initial_state(cfg, 0, seed_dir(run_dir, 0), None, None)
+    return sha, [run_trial(spec) for spec in fixed_specs(cfg, 0, run_dir)]
+
+
+def test_trials_share_initial_weights_and_first_batch(tmp_path):
+    cfg = tiny_config()
+    sha, results = run_fixed(cfg, tmp_path)
+    assert {r.init_sha256 for r in results} == {sha}
+    assert len({r.first_batch_sha256 for r in results}) == 1
+    first_losses = {r.first_step_loss for r in results}
+    assert len(first_losses) == 1  # the same weights on the same batch: the same loss
+    # Read back from TensorBoard: every trial's curve starts at that same step-0 loss.
+    for r in results:
+        curve = scalars(tmp_path / r.tb_run)["train/loss"]
+        assert curve[0][0] == 0 and abs(curve[0][1] - r.first_step_loss) < 1e-6
+
+
+def test_diverging_lr_is_stopped_and_marked(tmp_path):
+    cfg = tiny_config()
+    _, results = run_fixed(cfg, tmp_path)
+    by_lr = {r.lr: r for r in results}
+    bad = by_lr[5.0]
+    assert bad.diverged and bad.diverged_step is not None
+    assert bad.steps == bad.diverged_step + 1  # stopped at the step it diverged
+    good = by_lr[0.05]
+    assert not good.diverged and len(good.train_loss) == 3 and len(good.val_loss) == 3
+    assert good.train_loss[-1] < good.train_loss[0]
+    steps = [s for s, _ in scalars(tmp_path / bad.tb_run)["train/loss"]]
+    assert max(steps) == bad.diverged_step  # nothing logged past the divergence
+
+
+def plain_pytorch_losses(init: Path, x, y, lr: float, epochs: int, hidden) -> list[float]:
+    net = SimpleRegressionNet(x.shape[1], hidden)
+    state = torch.load(init, weights_only=True)["state_dict"]
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    losses = []
+    for _ in range(epochs):
+        loss = F.mse_loss(net(x), y)
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return losses
+
+
+def test_full_batch_sgd_on_csv_matches_plain_pytorch(tmp_path):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(64, 2, generator=gen)
+    y = x @ torch.tensor([[1.5], [-2.0]]) + 0.5
+    csv = tmp_path / "data.csv"
+    rows = ["f1,f2,target"] + [
+        ",".join(f"{v:.6f}" for v in (*a, b)) for a, b in zip(x.tolist(), y.flatten().tolist())
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+    cfg = ExperimentConfig(
+        data=DataConfig(csv_path=str(csv), val_fraction=0.0, batch_size=64),
+        model=ModelConfig(hidden_dims=[8]),
+        trials=TrialsConfig(lrs=[0.1, 0.02], max_epochs=12),
+    )
+    _, results = run_fixed(cfg, tmp_path)
+    data = torch.tensor([[float(v) for v in r.split(",")] for r in rows[1:]])
+    for r in results:
+        expected = plain_pytorch_losses(
+            seed_dir(tmp_path, 0) / INIT_FILE, data[:, :2], data[:, 2:], r.lr, 12, [8]
+        )
+        assert r.val_loss == []
+        torch.testing.assert_close(
+            torch.tensor(r.train_loss), torch.tensor(expected), rtol=1e-5, atol=1e-7
+        )
