@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
     # Heavy imports only once the input is known to be good.
-    from lr_lab.experiment import run_experiment
+    from lr_lab.experiment import new_results, run_experiment
     from lr_lab.initial_state import InitStateError
     from lr_lab.report import answer, format_table, write_report
     from lr_lab.results import read_results, write_results
@@ -312,38 +312,43 @@ def main(argv: list[str] | None = None) -> int:
     if resume_dir is not None:
         run_dir = resume_dir
         results = read_results(run_dir)
+        init = Path(results.init_source) if results.init_source else None
         print(
-            f"Resuming {run_dir}: {len(results.trials)} trials done, {len(results.pending)} to go",
+            f"lr-lab: resuming {run_dir} ({results.status}): {len(results.trials)} trials done, "
+            f"{len(results.pending)} known to be left",
             flush=True,
         )
     else:
         config_name = Path(_config_path(argv) or DEFAULT_CONFIG).stem
         run_dir = new_run_dir(Path(ns.out), config_name)
         save_config(parser, ns, run_dir / "config.yaml")
-        results = None
+        init = Path(ns.init).resolve() if ns.init else None
+        results = new_results(cfg, init)
         print(f"lr-lab: run folder {run_dir}", flush=True)
 
-    from lr_lab.experiment import new_results
-
-    results = results or new_results(cfg)
     previous = {
         sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        run_experiment(
-            cfg,
-            run_dir,
-            init_path=Path(ns.init) if ns.init else None,
-            results=results,
-            progress=lambda line: print(line, flush=True),
-        )
+        if results.status != "complete":
+            run_experiment(
+                cfg,
+                run_dir,
+                init_path=init,
+                results=results,
+                progress=lambda line: print(line, flush=True),
+            )
+        pngs = write_report(results, run_dir)
     except Interrupted as stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the save short
-        results.status = "interrupted"
-        write_results(run_dir, results)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if results.status != "complete":
+            results.status = "interrupted"
+            write_results(run_dir, results)
         print(
-            f"\nlr-lab: interrupted ({stop}); {len(results.trials)} finished trials kept in {run_dir / 'results.json'}."
-            f"\nFinish with: lr-lab --resume {run_dir}",
+            f"\nlr-lab: interrupted by {stop}; {len(results.trials)} finished trials are kept in "
+            f"{run_dir / 'results.json'}, {len(results.pending)} left.\n"
+            f"Finish with: lr-lab --resume {run_dir}",
             file=sys.stderr,
         )
         return 128 + stop.signum
@@ -356,7 +361,6 @@ def main(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    pngs = write_report(results, run_dir)
     print()
     print(format_table(results))
     print()

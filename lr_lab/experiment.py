@@ -117,14 +117,28 @@ def check_specs(
     ]
 
 
-def new_results(cfg: ExperimentConfig) -> RunResults:
+def new_results(cfg: ExperimentConfig, init_source: Path | None = None) -> RunResults:
     """An empty record for a run about to start."""
     return RunResults(
         lr_lab_version=lr_lab.__version__,
         lightning_version=L.__version__,
         torch_version=torch.__version__,
         seeds=cfg.seed_list,
+        init_source=str(init_source) if init_source else "",
     )
+
+
+def describe_finder(finder: FinderResult) -> str:
+    """One line: steps, time, each rule's LR, and any flags about the curve."""
+    rules = ", ".join(
+        f"{rule} {lr:.3g}" if lr else f"{rule} -" for rule, lr in finder.rules.items()
+    )
+    text = f"{len(finder.lr)} steps in {finder.wall_s:.2f} s, {rules}"
+    if finder.stopped_early:
+        text += f"; stopped early after {len(finder.loss)} of {finder.num_training} steps (loss exploded)"
+    if finder.nonfinite_points:
+        text += f"; {finder.nonfinite_points} non-finite points skipped by the rules"
+    return text
 
 
 def run_experiment(
@@ -165,6 +179,8 @@ def run_experiment(
     write_results(run_dir, results)
 
     def run(spec: TrialSpec, index: int, total: int) -> None:
+        # A folder left by this trial's interrupted attempt holds a partial curve: start clean.
+        shutil.rmtree(Path(spec.log_dir) / spec.name, ignore_errors=True)
         result: TrialResult = run_trial(spec)
         results.trials.append(result)
         results.pending.remove(f"seed{spec.seed}/{spec.name}")
@@ -200,12 +216,7 @@ def run_experiment(
                     finder.rule_notes[rule] = s.note
             results.finders.append(finder)
             results.pending.remove(f"seed{seed}/finder")
-            progress(
-                f"  finder: {len(finder.lr)} steps in {finder.wall_s:.2f} s, "
-                + ", ".join(
-                    f"{rule} {lr:.3g}" if lr else f"{rule} -" for rule, lr in finder.rules.items()
-                )
-            )
+            progress(f"  finder: {describe_finder(finder)}")
         if not cfg.finder.verify:
             continue
         taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]

@@ -78,6 +78,7 @@ class RunResults:
     device: str = ""
     seeds: list[int] = field(default_factory=list)
     init_sha256: dict[str, str] = field(default_factory=dict)  # seed -> weights hash
+    init_source: str = ""  # the --init checkpoint the run started from, if any
     metric: str = "val_loss"  # which final loss ranks the trials
     trials: list[TrialResult] = field(default_factory=list)
     finders: list[FinderResult] = field(default_factory=list)

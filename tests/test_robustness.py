@@ -1,0 +1,180 @@
+"""Divergence at a known step, interruption by a real signal and resume, determinism, --init."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lr_lab.cli import main, new_run_dir
+from lr_lab.experiment import fixed_specs, prepare_initial_state, seed_dir
+from lr_lab.model import RegressionModule
+from lr_lab.trials import run_trial
+from tests.conftest import TINY_ARGS, only_run_dir, tiny_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def metrics(results: dict) -> dict:
+    """Everything measured about training, without timings."""
+    keep = ("lr", "role", "train_loss", "val_loss", "diverged", "diverged_step", "init_sha256",
+            "first_batch_sha256", "first_step_loss", "verdict")  # fmt: skip
+    trials = {f"{t['seed']}/{t['name']}": {k: t[k] for k in keep} for t in results["trials"]}
+    finders = [{k: f[k] for k in ("lr", "loss", "suggestion", "rules")} for f in results["finders"]]
+    rows = [
+        {k: r[k] for k in ("label", "lrs", "finals", "rank", "verdict")}
+        for r in results["comparison"]["rows"]
+    ]
+    return {"trials": trials, "finders": finders, "rows": rows, "init": results["init_sha256"]}
+
+
+def run_cli(args: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(args)
+    return code, out.getvalue()
+
+
+def test_nan_at_a_known_step_marks_only_that_trial(tmp_path, monkeypatch):
+    cfg = tiny_config()
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "clean", 0), None, None)
+    clean = {r.lr: r for r in map(run_trial, fixed_specs(cfg, 0, tmp_path / "clean"))}
+
+    original = RegressionModule.training_step
+
+    def poisoned(self, batch, batch_idx):
+        loss = original(self, batch, batch_idx)
+        return loss * math.nan if self.lr == 0.05 and self.global_step == 6 else loss
+
+    monkeypatch.setattr(RegressionModule, "training_step", poisoned)
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "nan", 0), None, None)
+    hit = {r.lr: r for r in map(run_trial, fixed_specs(cfg, 0, tmp_path / "nan"))}
+    assert hit[0.05].diverged and hit[0.05].diverged_step == 6 and hit[0.05].steps == 7
+    assert not clean[0.05].diverged
+    for lr in (0.001, 5.0):  # the other trials: identical numbers
+        for key in ("train_loss", "val_loss", "diverged", "diverged_step", "first_step_loss"):
+            assert getattr(hit[lr], key) == getattr(clean[lr], key), (lr, key)
+
+
+def test_trial_order_does_not_change_results(tmp_path):
+    cfg = tiny_config()
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "a", 0), None, None)
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "b", 0), None, None)
+    forward = [run_trial(s) for s in fixed_specs(cfg, 0, tmp_path / "a")]
+    backward = [run_trial(s) for s in reversed(fixed_specs(cfg, 0, tmp_path / "b"))][::-1]
+    for f, b in zip(forward, backward, strict=True):
+        assert (f.lr, f.train_loss, f.val_loss, f.init_sha256) == (
+            b.lr,
+            b.train_loss,
+            b.val_loss,
+            b.init_sha256,
+        )
+
+
+SLOW_ARGS = [
+    "--data.n_samples", "512", "--data.batch_size", "16", "--model.hidden_dims", "[32]",
+    "--trials.lrs", "[0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]", "--trials.max_epochs", "8",
+    "--finder.num_training", "40",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("straight")
+    code, _ = run_cli([*SLOW_ARGS, "--out", str(out)])
+    assert code == 0
+    return json.loads((only_run_dir(out) / "results.json").read_text())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_by_signal_then_resume_matches_uninterrupted(tmp_path, sig, straight_run):
+    out = tmp_path / "runs"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "run.py"), *SLOW_ARGS, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    results_file = None
+    while time.monotonic() < deadline:
+        found = list(out.glob("*/results.json"))
+        if found and len(json.loads(found[0].read_text())["trials"]) >= 2:
+            results_file = found[0]
+            break
+        time.sleep(0.02)
+    assert results_file is not None, proc.communicate()
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    partial = json.loads(results_file.read_text())
+    assert partial["status"] == "interrupted"
+    assert 2 <= len(partial["trials"]) < 6 and partial["pending"]
+    done = {t["name"] for t in partial["trials"]}
+    assert not done & {p.split("/")[1] for p in partial["pending"]}
+    run_dir = results_file.parent
+    assert not list(run_dir.rglob(".lr_find*")) and not list(Path.cwd().glob(".lr_find*"))
+
+    code, printed = run_cli(["--resume", str(run_dir)])
+    assert code == 0 and "resuming" in printed
+    resumed = json.loads(results_file.read_text())
+    assert resumed["status"] == "complete" and resumed["pending"] == []
+
+    assert metrics(resumed) == metrics(straight_run)
+    # No trial's TensorBoard run holds a second, partial curve.
+    from tests.tb import scalars
+
+    for t in resumed["trials"]:
+        steps = [s for s, _ in scalars(run_dir / t["tb_run"])["train/loss"]]
+        assert steps == sorted(set(steps)), t["name"]
+
+
+def test_resume_refuses_a_changed_init_checkpoint(tmp_path, capsys):
+    code, _ = run_cli([*TINY_ARGS, "--out", str(tmp_path)])
+    run_dir = only_run_dir(tmp_path)
+    results = json.loads((run_dir / "results.json").read_text())
+    results["status"] = "interrupted"
+    results["trials"] = results["trials"][:1]
+    (run_dir / "results.json").write_text(json.dumps(results))
+    ckpt = torch.load(run_dir / "seed0/init.ckpt", weights_only=True)
+    ckpt["state_dict"]["net.layers.0.bias"] += 1
+    torch.save(ckpt, run_dir / "seed0/init.ckpt")
+    code = main(["--resume", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 1 and "weights changed since the run recorded them" in err and "init.ckpt" in err
+
+
+def test_init_reuses_a_checkpoint_across_runs(tmp_path):
+    run_cli([*TINY_ARGS, "--out", str(tmp_path / "first")])
+    first_dir = only_run_dir(tmp_path / "first")
+    code, _ = run_cli(
+        [
+            *TINY_ARGS,
+            "--seed",
+            "5",
+            "--init",
+            str(first_dir / "seed0/init.ckpt"),
+            "--out",
+            str(tmp_path / "second"),
+        ]
+    )
+    assert code == 0
+    first = json.loads((first_dir / "results.json").read_text())
+    second = json.loads((only_run_dir(tmp_path / "second") / "results.json").read_text())
+    assert second["init_sha256"]["5"] == first["init_sha256"]["0"]
+    assert all(t["init_sha256"] == first["init_sha256"]["0"] for t in second["trials"])
+
+
+def test_run_folders_are_never_reused(tmp_path):
+    a, b = new_run_dir(tmp_path, "x"), new_run_dir(tmp_path, "x")
+    assert a != b and a.is_dir() and b.is_dir()
