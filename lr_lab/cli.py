@@ -7,7 +7,8 @@
 Parses and validates the config (YAML checked against the type hints of
 :class:`~lr_lab.config.ExperimentConfig`, plus :func:`~lr_lab.config.check_config`), creates a
 new run folder, runs the experiment, prints the comparison. Exit codes: 0 done, 1 failed,
-2 bad input (nothing written), 130 interrupted by Ctrl-C, 143 by SIGTERM.
+2 bad input (nothing written), 130 interrupted by Ctrl-C, 143 by SIGTERM (resume with
+``--resume RUN_DIR``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import tempfile
 import time
 from argparse import ArgumentError
 from pathlib import Path
-from typing import Any
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
+from lr_lab import interrupt
 from lr_lab.config import ExperimentConfig, check_config
 from lr_lab.data import DataError, load_csv
 
@@ -36,18 +37,6 @@ EXIT_BAD_INPUT = 2
 
 class UsageError(Exception):
     """Bad input; each line of the message is one problem."""
-
-
-class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM.
-
-    A BaseException but not a KeyboardInterrupt, so Lightning re-raises it after its own teardown
-    instead of calling ``sys.exit`` itself.
-    """
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def build_parser() -> ArgumentParser:
@@ -194,10 +183,6 @@ def _check_yaml_file(path: Path) -> None:
         raise UsageError(f"--config {path}: expected a mapping of keys, got {type(data).__name__}")
 
 
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise Interrupted(signum)
-
-
 def _check_out_dir(out: Path) -> None:
     """Fail before training if no run folder can be made under ``out`` (tried, not guessed)."""
     probe = out
@@ -326,40 +311,38 @@ def main(argv: list[str] | None = None) -> int:
         results = new_results(cfg, init)
         print(f"lr-lab: run folder {run_dir}", flush=True)
 
-    previous = {
-        sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        if results.status != "complete":
-            run_experiment(
-                cfg,
-                run_dir,
-                init_path=init,
-                results=results,
-                progress=lambda line: print(line, flush=True),
-            )
-        pngs = write_report(results, run_dir)
-    except Interrupted as stop:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the save short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if results.status != "complete":
-            results.status = "interrupted"
+    with interrupt.stop_on_signals():
+        try:
+            if results.status != "complete":
+                run_experiment(
+                    cfg,
+                    run_dir,
+                    init_path=init,
+                    results=results,
+                    progress=lambda line: print(line, flush=True),
+                )
+            pngs = write_report(results, run_dir)
+            interrupt.check()
+        except (InitStateError, DataError) as err:
+            results.status = "failed"
             write_results(run_dir, results)
-        print(
-            f"\nlr-lab: interrupted by {stop}; {len(results.trials)} finished trials are kept in "
-            f"{run_dir / 'results.json'}, {len(results.pending)} left.\n"
-            f"Finish with: lr-lab --resume {run_dir}",
-            file=sys.stderr,
-        )
-        return 128 + stop.signum
-    except (InitStateError, DataError) as err:
-        results.status = "failed"
-        write_results(run_dir, results)
-        print(f"lr-lab: error: {err}", file=sys.stderr)
-        return 1
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            print(f"lr-lab: error: {err}", file=sys.stderr)
+            return 1
+        except BaseException:
+            # However the stop surfaced: our Interrupted, Lightning's SIGTERMException, ...
+            signum = interrupt.requested()
+            if signum is None:
+                raise
+            if results.status != "complete":
+                results.status = "interrupted"
+                write_results(run_dir, results)
+            print(
+                f"\nlr-lab: interrupted by {signal.Signals(signum).name}; {len(results.trials)} "
+                f"finished trials are kept in {run_dir / 'results.json'}, "
+                f"{len(results.pending)} left.\nFinish with: lr-lab --resume {run_dir}",
+                file=sys.stderr,
+            )
+            return 128 + signum
 
     print()
     print(format_table(results))

@@ -19,6 +19,7 @@ import lightning as L
 import torch
 
 import lr_lab
+from lr_lab import interrupt
 from lr_lab.comparison import compare
 from lr_lab.config import ExperimentConfig
 from lr_lab.data import RegressionDataModule
@@ -179,6 +180,7 @@ def run_experiment(
     write_results(run_dir, results)
 
     def run(spec: TrialSpec, index: int, total: int) -> None:
+        interrupt.check()
         # A folder left by this trial's interrupted attempt holds a partial curve: start clean.
         shutil.rmtree(Path(spec.log_dir) / spec.name, ignore_errors=True)
         result: TrialResult = run_trial(spec)
@@ -214,6 +216,7 @@ def run_experiment(
                 finder.rules[rule] = s.lr
                 if s.note:
                     finder.rule_notes[rule] = s.note
+            interrupt.check()  # a stop during the search: its curve may be cut short
             results.finders.append(finder)
             results.pending.remove(f"seed{seed}/finder")
             progress(f"  finder: {describe_finder(finder)}")

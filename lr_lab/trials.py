@@ -24,6 +24,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from lr_lab import interrupt
 from lr_lab.config import ExperimentConfig
 from lr_lab.data import RegressionDataModule
 from lr_lab.initial_state import load_initial_state
@@ -191,6 +192,7 @@ class LossRecorder(L.Callback):
                     self.diverged_step[k] = self.step
             self.on_diverged(trainer, pl_module, bad)
         self.step += 1
+        interrupt.check()  # Ctrl-C / SIGTERM: stop here, between two steps
 
     def on_diverged(self, trainer: L.Trainer, pl_module: L.LightningModule, bad: Tensor) -> None:
         """Stop training once every trial has diverged (stacked modules freeze single trials)."""

@@ -1,0 +1,61 @@
+"""Ctrl-C and SIGTERM, turned into a clean stop at the next safe point.
+
+A signal handler only records the request; training checks it once per step (from the
+:class:`~lr_lab.trials.LossRecorder`) and the experiment between trials. Raising straight from the
+handler is not safe: the exception can land inside a ``__del__`` and be swallowed, and Lightning
+wraps SIGTERM handlers with its own.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+_requested: int | None = None
+
+
+class Interrupted(BaseException):
+    """The user asked the run to stop.
+
+    A BaseException but not a KeyboardInterrupt, so Lightning re-raises it after its own teardown
+    instead of calling ``sys.exit`` itself.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _record(signum: int, frame: FrameType | None) -> None:
+    global _requested
+    if _requested is None:
+        _requested = signum
+
+
+def requested() -> int | None:
+    """The signal that asked to stop, or ``None``."""
+    return _requested
+
+
+def check() -> None:
+    """Raise :class:`Interrupted` if a stop was requested."""
+    if _requested is not None:
+        raise Interrupted(_requested)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM request a stop instead of killing the process.
+
+    The request stays readable with :func:`requested` until the next block starts.
+    """
+    global _requested
+    _requested = None
+    previous = {sig: signal.signal(sig, _record) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
