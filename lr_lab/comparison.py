@@ -69,6 +69,18 @@ def _row(label: str, source: str, trials: list[TrialResult], use_val: bool) -> R
     return row
 
 
+def _recommendation(top: Row | None, rows: list[Row]) -> dict[str, Any] | None:
+    """The best LR observed and where it came from (the grid, or every rule that chose it)."""
+    if top is None:
+        return None
+    same = [r for r in rows if r.trial_names == top.trial_names]
+    if any(r.source == "grid" for r in same):
+        source = "grid"
+    else:
+        source = "rule " + "+".join(r.label for r in same)
+    return {"lr": top.lr, "loss": top.mean, "source": source}
+
+
 def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
     """Verdicts for every trial, the ranked rows, and the answer to "was the finder right?".
 
@@ -167,14 +179,6 @@ def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
             }
             for name, r in rule_rows.items()
         },
-        "recommendation": (
-            {
-                "lr": top.lr,
-                "loss": top.mean,
-                "source": "grid" if top.source == "grid" else f"rule {top.label}",
-            }
-            if top
-            else None
-        ),
+        "recommendation": _recommendation(top, rows),
     }
     return comparison

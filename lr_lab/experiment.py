@@ -105,7 +105,7 @@ def check_specs(
             by_lr.setdefault(lr, []).append(rule)
     return [
         TrialSpec(
-            trial_name(lr, "finder_check"),
+            trial_name(lr, tuple(rules)),
             lr,
             finder.seed,
             "finder_check",
@@ -193,7 +193,7 @@ def run_experiment(
             if result.diverged
             else f"final loss {loss:.4g}"
         )
-        progress(f"  [{index}/{total}] {spec.name:<18} {outcome:<28} {result.wall_s:5.2f} s")
+        progress(f"  [{index}/{total}] {spec.name:<22} {outcome:<28} {result.wall_s:5.2f} s")
 
     for seed in cfg.seed_list:
         folder = seed_dir(run_dir, seed)

@@ -169,7 +169,7 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
     """
     by_name = _trials_by_name(results)
     panels = ["train_loss"] + (["val_loss"] if results.comparison["metric"] == "val_loss" else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels) + 3, 4.8), squeeze=False)
     rows = _distinct_rows(results)
     colors = plt.cm.viridis([i / max(1, len(rows) - 1) for i in range(len(rows))])
     for ax, key in zip(axes[0], panels):
@@ -208,7 +208,7 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
         ax.set_ylabel(f"{key.replace('_', ' ')} (MSE, log scale)")
         ax.set_title(f"{'Training' if key == 'train_loss' else 'Validation'} loss per epoch")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="best")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     seeds = results.seeds
     fig.suptitle(
         "Loss curves, every trial from the same initial weights"

@@ -60,10 +60,9 @@ class TrialSpec:
     rules: tuple[str, ...] = field(default=())
 
 
-def trial_name(lr: float, role: str = "fixed") -> str:
-    """A TensorBoard-friendly run name such as ``lr=0.01`` or ``check_lr=0.000316``."""
-    prefix = "lr" if role == "fixed" else "check_lr"
-    return f"{prefix}={lr:.3g}"
+def trial_name(lr: float, rules: tuple[str, ...] = ()) -> str:
+    """A TensorBoard run name: ``lr=0.01`` for the grid, ``check_valley_lr=0.012`` for a rule's."""
+    return f"check_{'+'.join(rules)}_lr={lr:.3g}" if rules else f"lr={lr:.3g}"
 
 
 def quiet_lightning() -> None:

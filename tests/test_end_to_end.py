@@ -141,3 +141,42 @@ def test_print_config(capsys):
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["trials"]["max_epochs"] == 4 and printed["trials"]["lrs"] == [0.01, 0.5, 0.0001]
+
+
+def test_repeats_over_seeds_report_spread(tmp_path):
+    code = main(
+        [
+            *TINY_ARGS,
+            "--seeds",
+            "[0, 1]",
+            "--finder.rules",
+            "[lightning, valley]",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    run_dir = only_run_dir(tmp_path)
+    res = json.loads((run_dir / "results.json").read_text())
+    assert (
+        set(res["init_sha256"]) == {"0", "1"} and res["init_sha256"]["0"] != res["init_sha256"]["1"]
+    )
+    for seed in (0, 1):
+        trials = [t for t in res["trials"] if t["seed"] == seed]
+        assert {t["init_sha256"] for t in trials} == {res["init_sha256"][str(seed)]}
+        assert len({t["first_batch_sha256"] for t in trials}) == 1
+    assert len(res["finders"]) == 2
+    rows = {r["label"]: r for r in res["comparison"]["rows"]}
+    good = rows["0.05"]
+    finals = [t["final_val_loss"] for t in res["trials"] if t["lr"] == 0.05]
+    assert good["mean"] == pytest.approx(sum(finals) / 2) and good["spread"] == [
+        min(finals),
+        max(finals),
+    ]
+    valley = res["comparison"]["rules"]["valley"]
+    lrs = [f["rules"]["valley"] for f in res["finders"]]
+    assert (valley["lr_min"], valley["lr_max"]) == (min(lrs), max(lrs))
+    assert rows["5"]["verdict"] == "diverged" and rows["5"]["diverged_seeds"] == 2
+    for png in ("loss_curves.png", "lr_sweep.png", "lr_finder.png"):
+        assert (run_dir / png).stat().st_size > 20_000
+    assert (run_dir / "seed1" / "init.ckpt").is_file()

@@ -1,0 +1,75 @@
+import pytest
+
+from lr_lab.comparison import compare
+from lr_lab.results import FinderResult, RunResults, TrialResult
+
+
+def trial(name, lr, losses, role="fixed", seed=0, diverged=False, rules=()):
+    return TrialResult(
+        name=name, role=role, lr=lr, seed=seed, rules=list(rules), train_loss=losses,
+        final_train_loss=losses[-1], diverged=diverged,
+    )  # fmt: skip
+
+
+def test_ranking_rules_and_recommendation():
+    results = RunResults(
+        seeds=[0],
+        trials=[
+            trial("lr=0.1", 0.1, [1.0, 0.5, 0.2]),
+            trial("lr=1", 1.0, [1.0, float("nan")], diverged=True),
+            trial("lr=0.001", 0.001, [1.0, 0.95, 0.9]),
+            trial("check", 0.03, [1.0, 0.3, 0.1], role="finder_check", rules=("valley", "steep_log")),
+            trial("check2", 1e-5, [1.0, 0.99, 0.98], role="finder_check", rules=("lightning",)),
+        ],
+        finders=[FinderResult(seed=0, rules={"lightning": 1e-5, "valley": 0.03, "steep_log": 0.03, "minimum_div10": None},
+                              rule_notes={"minimum_div10": "the loss curve is flat"})],
+    )  # fmt: skip
+    comp = compare(results, ["lightning", "valley", "steep_log", "minimum_div10"])
+    assert comp["metric"] == "train_loss"
+    assert comp["best_fixed"] == {"lr": 0.1, "loss": 0.2}
+    rules = comp["rules"]
+    # Two rules that chose the same LR share one trial and one rank.
+    assert rules["valley"]["rank"] == rules["steep_log"]["rank"] == 1
+    assert rules["valley"]["ratio_to_best"] == pytest.approx(0.5)
+    assert comp["suggested_lr"] == 1e-5 and comp["suggested_rank"] == 4
+    assert comp["ratio_to_best"] == pytest.approx(0.98 / 0.2)
+    assert rules["minimum_div10"]["lr"] is None and "flat" in rules["minimum_div10"]["note"]
+    assert comp["recommendation"] == {"lr": 0.03, "loss": 0.1, "source": "rule valley+steep_log"}
+    ranks = {r["label"]: r["rank"] for r in comp["rows"]}
+    assert ranks == {
+        "0.1": 2,
+        "0.001": 3,
+        "1": 5,
+        "lightning": 4,
+        "valley": 1,
+        "steep_log": 1,
+        "minimum_div10": 0,
+    }
+    verdicts = {t.name: t.verdict for t in results.trials}
+    assert verdicts == {
+        "lr=0.1": "good",
+        "lr=1": "diverged",
+        "lr=0.001": "poor",
+        "check": "best",
+        "check2": "poor",
+    }
+    assert comp["n_ranked"] == 5
+
+
+def test_diverged_seed_ranks_row_last_and_validation_is_preferred():
+    t = [
+        trial("lr=0.1", 0.1, [1.0, 0.5], seed=0),
+        trial("lr=0.1", 0.1, [1.0, float("inf")], seed=1, diverged=True),
+        trial("lr=0.01", 0.01, [1.0, 0.9], seed=0),
+        trial("lr=0.01", 0.01, [1.0, 0.8], seed=1),
+    ]
+    for x in t:
+        x.val_loss = [v * 2 for v in x.train_loss]
+        x.final_val_loss = x.val_loss[-1]
+    comp = compare(RunResults(seeds=[0, 1], trials=t), [])
+    assert comp["metric"] == "val_loss"
+    rows = {r["label"]: r for r in comp["rows"]}
+    assert rows["0.01"]["rank"] == 1 and rows["0.01"]["mean"] == pytest.approx(1.7)
+    assert rows["0.01"]["spread"] == pytest.approx([1.6, 1.8])
+    assert rows["0.1"]["rank"] == 2 and rows["0.1"]["diverged_seeds"] == 1
+    assert rows["0.1"]["verdict"] == "diverged"
