@@ -49,9 +49,9 @@ def test_ranking_rules_and_recommendation():
     assert verdicts == {
         "lr=0.1": "good",
         "lr=1": "diverged",
-        "lr=0.001": "poor",
+        "lr=0.001": "slow",
         "check": "best",
-        "check2": "poor",
+        "check2": "slow",
     }
     assert comp["n_ranked"] == 5
 
