@@ -7,10 +7,12 @@ Batches are cut from whole tensors with one index gather each, with no per-sampl
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -96,21 +98,43 @@ class TensorBatches:
     """Mini-batches cut from tensors; an iterable Lightning accepts in place of a DataLoader.
 
     With ``shuffle`` each pass draws a new permutation from a generator seeded once at
-    construction, so a fresh instance always yields the same sequence of epochs.
+    construction, so a fresh instance always yields the same sequence of epochs. With
+    ``steps_per_call`` > 1 it yields lists of that many consecutive mini-batches (the same
+    mini-batches, in the same order), for modules that take several optimizer steps per call.
     """
 
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool, seed: int = 0):
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        steps_per_call: int = 1,
+    ):
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.steps_per_call = steps_per_call
         self._generator = torch.Generator().manual_seed(seed)
 
-    def __len__(self) -> int:
+    @property
+    def n_batches(self) -> int:
+        """Mini-batches per pass."""
         return math.ceil(len(self.x) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def __len__(self) -> int:
+        return math.ceil(self.n_batches / self.steps_per_call)
+
+    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         if not self.shuffle:
             return zip(self.x.split(self.batch_size), self.y.split(self.batch_size))
         order = torch.randperm(len(self.x), generator=self._generator).to(self.x.device)
         return ((self.x[idx], self.y[idx]) for idx in order.split(self.batch_size))
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = self._batches()
+        if self.steps_per_call == 1:
+            return batches
+        return iter(lambda: list(itertools.islice(batches, self.steps_per_call)), [])
 
 
 class RegressionDataModule(L.LightningDataModule):
@@ -122,11 +146,12 @@ class RegressionDataModule(L.LightningDataModule):
     Args:
         cfg: The data config.
         seed: Seeds the synthetic samples, the train/val split and the batch order.
+        steps_per_call: Mini-batches per training item (see :class:`TensorBatches`).
     """
 
-    def __init__(self, cfg: DataConfig, seed: int):
+    def __init__(self, cfg: DataConfig, seed: int, steps_per_call: int = 1):
         super().__init__()
-        self.cfg, self.seed = cfg, seed
+        self.cfg, self.seed, self.steps_per_call = cfg, seed, steps_per_call
         generator = torch.Generator().manual_seed(seed)
         if cfg.csv_path:
             x, y = load_csv(cfg.csv_path)
@@ -145,6 +170,11 @@ class RegressionDataModule(L.LightningDataModule):
         return self.x_train.shape[1]
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps (mini-batches) per training epoch."""
+        return math.ceil(len(self.x_train) / self.cfg.batch_size)
+
+    @property
     def has_val(self) -> bool:
         """Whether a validation set was held out."""
         return len(self.x_val) > 0
@@ -161,7 +191,14 @@ class RegressionDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> TensorBatches:
         """Shuffled training batches; every call replays the same epoch orders."""
-        return TensorBatches(self.x_train, self.y_train, self.cfg.batch_size, True, self.order_seed)
+        return TensorBatches(
+            self.x_train,
+            self.y_train,
+            self.cfg.batch_size,
+            True,
+            self.order_seed,
+            self.steps_per_call,
+        )
 
     def val_dataloader(self) -> TensorBatches:
         """Validation set in large unshuffled chunks."""

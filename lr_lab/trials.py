@@ -122,27 +122,109 @@ def make_trainer(
     )
 
 
-class LossRecorder(L.Callback):
-    """Records per-step and per-epoch losses of one or more trials and stops diverged ones.
+# Optimizer steps per Lightning ``training_step``. Lightning's per-step machinery (loops, hooks,
+# progress tracking) costs more than a step of this small net, so a trial module takes several
+# mini-batches per call and steps through them itself; the data, their order and the math are the
+# same as one batch per call (see ``tests/test_trials.py``), only the overhead is shared.
+STEPS_PER_CALL = 16
 
-    Training steps return the loss (one trial) or a dict whose ``"losses"`` holds one loss per
-    trial (stacked trials). Losses stay on the device until the epoch ends.
+
+class ChunkedTraining:
+    """Manual optimization over a chunk of mini-batches, for one or more stacked trials.
+
+    A mixin for LightningModules whose ``_train_step(x, y)`` takes one optimizer step and returns
+    the loss of each trial *before* the step, shape (K,). After every step the losses are checked
+    (the one host sync per step): a trial whose loss is non-finite or above ``divergence_factor``
+    times its first loss is marked diverged at that step and handed to ``_on_diverged``; once all
+    trials have diverged, training stops at that step.
+    """
+
+    n_trials: int
+    divergence_factor: float
+
+    def _init_guard(self, n_trials: int, divergence_factor: float) -> None:
+        self.n_trials, self.divergence_factor = n_trials, divergence_factor
+        self.automatic_optimization = False
+        self.optimizer_steps = 0
+        self.first_loss: Tensor | None = None
+        self.diverged_step: list[int | None] = [None] * n_trials
+
+    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _on_diverged(self, mask: Tensor) -> None:
+        """Called with the (K,) mask of trials that diverged at this step."""
+
+    def training_step(self, chunk: list[tuple[Tensor, Tensor]], batch_idx: int) -> dict[str, Any]:
+        """Step through the chunk; return per-step losses (steps, K) and batch sizes."""
+        losses = torch.empty(len(chunk), self.n_trials, device=chunk[0][0].device)
+        alive = torch.tensor([s is None for s in self.diverged_step], device=losses.device)
+        done = len(chunk)
+        for i, (x, y) in enumerate(chunk):
+            step_losses = self._train_step(x, y).detach()
+            losses[i] = step_losses
+            if self.first_loss is None:
+                self.first_loss = step_losses.clone()
+            bad = alive & (
+                ~torch.isfinite(step_losses)
+                | (step_losses > self.divergence_factor * self.first_loss)
+            )
+            if bool(bad.any()):
+                for k in torch.nonzero(bad).flatten().tolist():
+                    self.diverged_step[k] = self.optimizer_steps
+                alive &= ~bad
+                self._on_diverged(bad)
+            self.optimizer_steps += 1
+            if not bool(alive.any()):
+                self.trainer.should_stop = True
+                done = i + 1
+                break
+            interrupt.check()  # Ctrl-C / SIGTERM: stop here, between two steps
+        return {"losses": losses[:done], "sizes": [len(x) for x, _ in chunk[:done]]}
+
+
+class TrialModule(ChunkedTraining, RegressionModule):
+    """:class:`RegressionModule` for one trial: the same net, loss and optimizer, stepped in chunks.
+
+    Args:
+        divergence_factor: See :class:`ChunkedTraining`.
+        **kwargs: The :class:`RegressionModule` arguments.
+    """
+
+    def __init__(self, divergence_factor: float = 1000.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._init_guard(1, divergence_factor)
+
+    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        loss = self._loss((x, y))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.reshape(1)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Validation loss of one chunk, shape (1,)."""
+        return self._loss(batch).reshape(1)
+
+
+class LossRecorder(L.Callback):
+    """Records the per-step and per-epoch losses of one or more trials and writes TensorBoard.
+
+    Reads what a :class:`ChunkedTraining` module returns: per-step losses of shape (steps, K),
+    which stay on the device until the epoch ends (then one host sync per epoch).
 
     Args:
         loggers: One TensorBoard logger per trial, in the order of the losses.
-        divergence_factor: A loss above this times the trial's first loss counts as diverged.
         stride: Log every ``stride``-th per-step loss to TensorBoard (step 0 always).
     """
 
-    def __init__(self, loggers: list[TensorBoardLogger], divergence_factor: float, stride: int = 1):
+    def __init__(self, loggers: list[TensorBoardLogger], stride: int = 1):
         self.loggers = loggers
-        self.divergence_factor = divergence_factor
         self.stride = max(1, stride)
         k = len(loggers)
         self.train_loss: list[list[float]] = [[] for _ in range(k)]
         self.val_loss: list[list[float]] = [[] for _ in range(k)]
-        self.diverged_step: list[int | None] = [None] * k
-        self.first_loss: Tensor | None = None
         self.first_batch_sha256 = ""
         self.step = 0
         self._epoch_losses: list[Tensor] = []
@@ -150,26 +232,17 @@ class LossRecorder(L.Callback):
         self._val_losses: list[Tensor] = []
         self._val_sizes: list[int] = []
 
-    @staticmethod
-    def _losses(outputs: Any) -> Tensor:
-        if isinstance(outputs, dict):
-            return (
-                (outputs["losses"] if "losses" in outputs else outputs["loss"]).detach().reshape(-1)
-            )
-        return outputs.detach().reshape(-1)
-
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        """Hash the very first batch, so trials can prove they saw the same data."""
-        if self.step == 0:
-            x, y = batch
+        """Hash the very first mini-batch, so trials can prove they saw the same data."""
+        if self.step == 0 and not self.first_batch_sha256:
             digest = hashlib.sha256()
-            for t in (x, y):
+            for t in batch[0]:
                 digest.update(t.detach().cpu().contiguous().numpy().tobytes())
             self.first_batch_sha256 = digest.hexdigest()
 
-    def on_train_batch_end(  # noqa: D102
+    def on_train_batch_end(
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
@@ -177,30 +250,12 @@ class LossRecorder(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        """Keep the step's loss(es) on the device and stop diverged trials at this step."""
-        losses = self._losses(outputs)
-        if self.first_loss is None:
-            self.first_loss = losses.clone()
-        self._epoch_losses.append(losses)
-        self._epoch_sizes.append(len(batch[0]))
-        # The one host sync per step: divergence must stop a trial at the step it happens.
-        bad = ~torch.isfinite(losses) | (losses > self.divergence_factor * self.first_loss)
-        if bool(bad.any()):
-            for k in torch.nonzero(bad).flatten().tolist():
-                if self.diverged_step[k] is None:
-                    self.diverged_step[k] = self.step
-            self.on_diverged(trainer, pl_module, bad)
-        self.step += 1
-        interrupt.check()  # Ctrl-C / SIGTERM: stop here, between two steps
+        """Keep the chunk's per-step losses on the device."""
+        self._epoch_losses.extend(outputs["losses"])
+        self._epoch_sizes.extend(outputs["sizes"])
+        self.step += len(outputs["sizes"])
 
-    def on_diverged(self, trainer: L.Trainer, pl_module: L.LightningModule, bad: Tensor) -> None:
-        """Stop training once every trial has diverged (stacked modules freeze single trials)."""
-        if hasattr(pl_module, "freeze_trials"):
-            pl_module.freeze_trials(bad)
-        if all(step is not None for step in self.diverged_step):
-            trainer.should_stop = True
-
-    def on_validation_batch_end(  # noqa: D102
+    def on_validation_batch_end(
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
@@ -211,7 +266,7 @@ class LossRecorder(L.Callback):
     ) -> None:
         """Keep the chunk's validation loss(es)."""
         if not trainer.sanity_checking:
-            self._val_losses.append(self._losses(outputs))
+            self._val_losses.append(outputs.detach().reshape(-1))
             self._val_sizes.append(len(batch[0]))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -227,6 +282,7 @@ class LossRecorder(L.Callback):
         """Reduce the epoch per trial and write its curve to TensorBoard (one host sync)."""
         if not self._epoch_losses:
             return
+        diverged_step = pl_module.diverged_step
         per_step = torch.stack(self._epoch_losses)  # (steps, trials)
         means = _weighted_mean(self._epoch_losses, self._epoch_sizes).tolist()
         first_step = self.step - len(self._epoch_losses)
@@ -234,16 +290,17 @@ class LossRecorder(L.Callback):
         rows = per_step[keep].tolist() if keep else []
         last = self.step - 1
         for k, logger in enumerate(self.loggers):
-            stop = self.diverged_step[k]
+            stop = diverged_step[k]
+            if stop is not None and stop < first_step:
+                continue  # diverged in an earlier epoch: its curve ended there
             for i, row in zip(keep, rows):
                 if stop is None or first_step + i <= stop:
                     logger.log_metrics({"train/loss": row[k]}, step=first_step + i)
             self.train_loss[k].append(means[k])
-            if stop is None or stop >= first_step:
-                epoch_metrics = {"train/loss_epoch": means[k], "epoch": trainer.current_epoch}
-                if len(self.val_loss[k]) == len(self.train_loss[k]):
-                    epoch_metrics["val/loss"] = self.val_loss[k][-1]
-                logger.log_metrics(epoch_metrics, step=last)
+            epoch_metrics = {"train/loss_epoch": means[k], "epoch": trainer.current_epoch}
+            if len(self.val_loss[k]) >= len(self.train_loss[k]):
+                epoch_metrics["val/loss"] = self.val_loss[k][len(self.train_loss[k]) - 1]
+            logger.log_metrics(epoch_metrics, step=last)
         self._epoch_losses, self._epoch_sizes = [], []
 
 
@@ -254,16 +311,21 @@ def _weighted_mean(losses: list[Tensor], sizes: list[int]) -> Tensor:
     return (stacked * weights).sum(0) / weights.sum()
 
 
+def module_kwargs(cfg: ExperimentConfig, input_dim: int, lr: float) -> dict[str, Any]:
+    """The :class:`RegressionModule` arguments for ``cfg`` at learning rate ``lr``."""
+    return {
+        "input_dim": input_dim,
+        "hidden_dims": list(cfg.model.hidden_dims),
+        "lr": lr,
+        "optimizer": cfg.optimizer.name,
+        "momentum": cfg.optimizer.momentum,
+        "weight_decay": cfg.optimizer.weight_decay,
+    }
+
+
 def build_module(cfg: ExperimentConfig, input_dim: int, lr: float) -> RegressionModule:
-    """The LightningModule for ``cfg`` at learning rate ``lr`` (weights not yet loaded)."""
-    return RegressionModule(
-        input_dim=input_dim,
-        hidden_dims=list(cfg.model.hidden_dims),
-        lr=lr,
-        optimizer=cfg.optimizer.name,
-        momentum=cfg.optimizer.momentum,
-        weight_decay=cfg.optimizer.weight_decay,
-    )
+    """The plain LightningModule for ``cfg`` at learning rate ``lr`` (weights not yet loaded)."""
+    return RegressionModule(**module_kwargs(cfg, input_dim, lr))
 
 
 def log_stride(cfg: ExperimentConfig, steps_per_epoch: int) -> int:
@@ -308,14 +370,14 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         The losses per epoch, divergence, timings and the hash of the starting weights.
     """
     cfg = spec.config
-    datamodule = RegressionDataModule(cfg.data, spec.seed)
-    module = build_module(cfg, datamodule.input_dim, spec.lr)
+    datamodule = RegressionDataModule(cfg.data, spec.seed, steps_per_call=STEPS_PER_CALL)
+    module = TrialModule(
+        divergence_factor=cfg.trials.divergence_factor,
+        **module_kwargs(cfg, datamodule.input_dim, spec.lr),
+    )
     init_sha = load_initial_state(Path(spec.init_path), module)
     logger = TensorBoardLogger(spec.log_dir, name="", version=spec.name, default_hp_metric=False)
-    steps_per_epoch = len(datamodule.train_dataloader())
-    recorder = LossRecorder(
-        [logger], cfg.trials.divergence_factor, log_stride(cfg, steps_per_epoch)
-    )
+    recorder = LossRecorder([logger], log_stride(cfg, datamodule.steps_per_epoch))
     trainer = make_trainer(
         cfg,
         root_dir=Path(spec.log_dir),
@@ -339,20 +401,22 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         step_us=1e6 * wall / max(1, recorder.step),
         tb_run=str(Path(f"seed{spec.seed}") / spec.name),
     )
-    fill_from_recorder(result, recorder, 0)
+    fill_from_recorder(result, recorder, module, 0)
     logger.log_hyperparams(trial_hparams(spec), final_metrics(result))
     logger.finalize("success")
     return result
 
 
-def fill_from_recorder(result: TrialResult, recorder: LossRecorder, k: int) -> None:
-    """Copy trial ``k``'s measurements from ``recorder`` into ``result``."""
+def fill_from_recorder(
+    result: TrialResult, recorder: LossRecorder, module: ChunkedTraining, k: int
+) -> None:
+    """Copy trial ``k``'s measurements from ``recorder`` and ``module`` into ``result``."""
     result.train_loss = recorder.train_loss[k]
     result.val_loss = recorder.val_loss[k]
     result.final_train_loss = result.train_loss[-1] if result.train_loss else None
     result.final_val_loss = result.val_loss[-1] if result.val_loss else None
-    result.diverged = recorder.diverged_step[k] is not None
-    result.diverged_step = recorder.diverged_step[k]
-    if recorder.first_loss is not None:
-        result.first_step_loss = float(recorder.first_loss[k])
+    result.diverged = module.diverged_step[k] is not None
+    result.diverged_step = module.diverged_step[k]
+    if module.first_loss is not None:
+        result.first_step_loss = float(module.first_loss[k])
     result.first_batch_sha256 = recorder.first_batch_sha256

@@ -50,13 +50,14 @@ def test_nan_at_a_known_step_marks_only_that_trial(tmp_path, monkeypatch):
     prepare_initial_state(cfg, 0, seed_dir(tmp_path / "clean", 0), None, None)
     clean = {r.lr: r for r in map(run_trial, fixed_specs(cfg, 0, tmp_path / "clean"))}
 
-    original = RegressionModule.training_step
+    original = RegressionModule._loss
 
-    def poisoned(self, batch, batch_idx):
-        loss = original(self, batch, batch_idx)
-        return loss * math.nan if self.lr == 0.05 and self.global_step == 6 else loss
+    def poisoned(self, batch):
+        loss = original(self, batch)
+        at_step_6 = self.training and getattr(self, "optimizer_steps", None) == 6
+        return loss * math.nan if self.lr == 0.05 and at_step_6 else loss
 
-    monkeypatch.setattr(RegressionModule, "training_step", poisoned)
+    monkeypatch.setattr(RegressionModule, "_loss", poisoned)
     prepare_initial_state(cfg, 0, seed_dir(tmp_path / "nan", 0), None, None)
     hit = {r.lr: r for r in map(run_trial, fixed_specs(cfg, 0, tmp_path / "nan"))}
     assert hit[0.05].diverged and hit[0.05].diverged_step == 6 and hit[0.05].steps == 7
