@@ -20,6 +20,7 @@ import torch
 
 import lr_lab
 from lr_lab import interrupt
+from lr_lab.batched import run_batched, should_batch
 from lr_lab.comparison import compare
 from lr_lab.config import ExperimentConfig
 from lr_lab.data import RegressionDataModule
@@ -179,22 +180,33 @@ def run_experiment(
         ]
     write_results(run_dir, results)
 
-    def run(spec: TrialSpec, index: int, total: int) -> None:
-        interrupt.check()
-        # A folder left by this trial's interrupted attempt holds a partial curve: start clean.
-        shutil.rmtree(Path(spec.log_dir) / spec.name, ignore_errors=True)
-        result: TrialResult = run_trial(spec)
+    def record(result: TrialResult, index: int, total: int, note: str = "") -> None:
         results.trials.append(result)
-        results.pending.remove(f"seed{spec.seed}/{spec.name}")
+        results.pending.remove(f"seed{result.seed}/{result.name}")
         write_results(run_dir, results)
-        loss = result.final_loss
         outcome = (
             f"diverged at step {result.diverged_step}"
             if result.diverged
-            else f"final loss {loss:.4g}"
+            else f"final loss {result.final_loss:.4g}"
         )
-        progress(f"  [{index}/{total}] {spec.name:<22} {outcome:<28} {result.wall_s:5.2f} s")
+        progress(
+            f"  [{index}/{total}] {result.name:<22} {outcome:<28} {result.wall_s:5.2f} s{note}"
+        )
 
+    def run(specs: list[TrialSpec]) -> None:
+        for spec in specs:
+            # A folder left by this trial's interrupted attempt holds a partial curve: start clean.
+            shutil.rmtree(Path(spec.log_dir) / spec.name, ignore_errors=True)
+        if specs and should_batch(cfg, len(specs), input_dim):
+            interrupt.check()
+            for i, result in enumerate(run_batched(specs), 1):
+                record(result, i, len(specs), f" (batched, {result.step_us:.0f} us/trial-step)")
+            return
+        for i, spec in enumerate(specs, 1):
+            interrupt.check()
+            record(run_trial(spec), i, len(specs))
+
+    input_dim = RegressionDataModule(cfg.data, cfg.seed_list[0]).input_dim
     for seed in cfg.seed_list:
         folder = seed_dir(run_dir, seed)
         sha = prepare_initial_state(
@@ -202,9 +214,7 @@ def run_experiment(
         )
         results.init_sha256[str(seed)] = sha
         progress(f"seed {seed}: init.ckpt sha256 {sha[:12]}")
-        todo = [s for s in fixed_specs(cfg, seed, run_dir) if (seed, s.name) not in done]
-        for i, spec in enumerate(todo, 1):
-            run(spec, i, len(todo))
+        run([s for s in fixed_specs(cfg, seed, run_dir) if (seed, s.name) not in done])
         if not cfg.finder.enabled:
             continue
         finder = next((f for f in results.finders if f.seed == seed), None)
@@ -226,9 +236,7 @@ def run_experiment(
         checks = check_specs(cfg, finder, run_dir, taken)
         results.pending += [f"seed{seed}/{s.name}" for s in checks if (seed, s.name) not in done]
         write_results(run_dir, results)
-        todo = [s for s in checks if (seed, s.name) not in done]
-        for i, spec in enumerate(todo, 1):
-            run(spec, i, len(todo))
+        run([s for s in checks if (seed, s.name) not in done])
 
     results.comparison = compare(results, list(cfg.finder.rules) if cfg.finder.enabled else [])
     results.metric = results.comparison["metric"]

@@ -1,0 +1,208 @@
+"""Batched trials: all learning rates of one seed trained at once, as stacked copies of one net.
+
+Every copy is loaded from the same ``init.ckpt`` and sees the same mini-batches; one vmapped
+forward/backward serves all of them and :class:`~lr_lab.stacked_optim.StackedOptimizer` gives each
+copy its own learning rate. A copy that diverges is frozen at that step; the others go on. Each
+trial still gets its own TensorBoard run and :class:`~lr_lab.results.TrialResult`, with the same
+numbers a sequential trial measures (``tests/test_batched.py``), only sooner.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from lr_lab.config import ExperimentConfig
+from lr_lab.data import RegressionDataModule
+from lr_lab.initial_state import InitStateError, check_fits, read_initial_state, weights_sha256
+from lr_lab.model import SimpleRegressionNet
+from lr_lab.results import TrialResult
+from lr_lab.stacked_optim import StackedOptimizer
+from lr_lab.trials import (
+    STEPS_PER_CALL,
+    ChunkedTraining,
+    LossRecorder,
+    TrialSpec,
+    fill_from_recorder,
+    final_metrics,
+    log_stride,
+    make_trainer,
+    module_kwargs,
+    trial_hparams,
+)
+
+# Automatic batching: at least this many trials, and nets up to this many parameters.
+AUTO_MIN_TRIALS = 4
+AUTO_MAX_PARAMS = 100_000
+
+
+def should_batch(cfg: ExperimentConfig, n_trials: int, input_dim: int) -> bool:
+    """Whether to train ``n_trials`` trials stacked: ``trials.batched``, or automatic if null."""
+    if cfg.trials.batched is not None:
+        return cfg.trials.batched and n_trials > 1
+    n_params = sum(
+        p.numel() for p in SimpleRegressionNet(input_dim, cfg.model.hidden_dims).parameters()
+    )
+    return n_trials >= AUTO_MIN_TRIALS and n_params <= AUTO_MAX_PARAMS
+
+
+class StackedTrialModule(ChunkedTraining, L.LightningModule):
+    """K copies of :class:`SimpleRegressionNet`, one per learning rate, trained as one module.
+
+    Args:
+        lrs: One learning rate per copy.
+        input_dim: Number of input features.
+        hidden_dims: Hidden layer widths.
+        optimizer: ``"sgd"`` or ``"adam"``.
+        momentum: SGD momentum.
+        weight_decay: L2 penalty.
+        divergence_factor: See :class:`~lr_lab.trials.ChunkedTraining`.
+        lr: Unused (the plain module's single LR); accepted so both take the same arguments.
+    """
+
+    def __init__(
+        self,
+        lrs: list[float],
+        input_dim: int = 1,
+        hidden_dims: list[int] | tuple[int, ...] = (32, 32),
+        optimizer: str = "sgd",
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        divergence_factor: float = 1000.0,
+        lr: float | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["lr"])
+        template = SimpleRegressionNet(input_dim, list(hidden_dims))
+        self._names = [name for name, _ in template.named_parameters()]
+        # Only the structure is needed for functional_call; kept off the module's registry so
+        # Lightning never moves or checkpoints it.
+        object.__setattr__(self, "_template", template.to("meta"))
+        self.params = nn.ParameterList(
+            nn.Parameter(torch.zeros(len(lrs), *p.shape)) for p in template.parameters()
+        )
+        self.register_buffer("lrs", torch.tensor(lrs, dtype=torch.float32))
+        self._init_guard(len(lrs), divergence_factor)
+
+    def load_initial(self, net_state: dict[str, Tensor]) -> None:
+        """Copy one net's weights (``SimpleRegressionNet`` names) into every copy."""
+        with torch.no_grad():
+            for name, param in zip(self._names, self.params):
+                param.copy_(net_state[name].unsqueeze(0).expand_as(param))
+
+    def copy_state(self, k: int) -> dict[str, Tensor]:
+        """Copy ``k``'s weights, as a ``SimpleRegressionNet`` state dict."""
+        return {name: param[k].detach() for name, param in zip(self._names, self.params)}
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Predictions of every copy, shape (K, batch, 1)."""
+        params = dict(zip(self._names, self.params))
+
+        def one(p: dict[str, Tensor], inputs: Tensor) -> Tensor:
+            return functional_call(self._template, p, (inputs,))
+
+        return vmap(one, in_dims=(0, None))(params, x)
+
+    def _losses(self, x: Tensor, y: Tensor) -> Tensor:
+        return ((self(x) - y) ** 2).mean(dim=(1, 2))  # MSE per copy, (K,)
+
+    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        losses = self._losses(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        # Copies are independent: the gradient of the sum w.r.t. copy k is that of loss k.
+        losses.sum().backward()
+        optimizer.step()
+        return losses
+
+    def _on_diverged(self, mask: Tensor) -> None:
+        self.optimizers(use_pl_optimizer=False).freeze(mask)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Validation loss of every copy on one chunk, shape (K,)."""
+        return self._losses(*batch)
+
+    def configure_optimizers(self) -> StackedOptimizer:
+        """SGD or Adam over the stack, copy k at ``lrs[k]``."""
+        hp = self.hparams
+        return StackedOptimizer(
+            self.params,
+            self.lrs,
+            name=hp.optimizer,
+            momentum=hp.momentum,
+            weight_decay=hp.weight_decay,
+        )
+
+
+def run_batched(specs: list[TrialSpec]) -> list[TrialResult]:
+    """Train every spec at once (all of one seed, one config, one ``init.ckpt``).
+
+    Args:
+        specs: The trials; they differ only in learning rate, name, role and rules.
+
+    Returns:
+        One result per spec, in order, as :func:`~lr_lab.trials.run_trial` would return it.
+    """
+    first = specs[0]
+    cfg = first.config
+    datamodule = RegressionDataModule(cfg.data, first.seed, steps_per_call=STEPS_PER_CALL)
+    kwargs: dict[str, Any] = module_kwargs(cfg, datamodule.input_dim, first.lr)
+    module = StackedTrialModule(
+        [s.lr for s in specs], divergence_factor=cfg.trials.divergence_factor, **kwargs
+    )
+    init_path = Path(first.init_path)
+    state = read_initial_state(init_path)["state_dict"]
+    net_state = {k.removeprefix("net."): v for k, v in state.items()}
+    template = SimpleRegressionNet(datamodule.input_dim, cfg.model.hidden_dims)
+    check_fits(init_path, net_state, template)
+    module.load_initial(net_state)
+    init_sha = weights_sha256({f"net.{k}": v for k, v in module.copy_state(0).items()})
+    if init_sha != weights_sha256(state):
+        raise InitStateError(
+            f"{init_path}: the stacked copies do not hold the checkpoint's weights"
+        )
+
+    loggers = [
+        TensorBoardLogger(s.log_dir, name="", version=s.name, default_hp_metric=False)
+        for s in specs
+    ]
+    recorder = LossRecorder(loggers, log_stride(cfg, datamodule.steps_per_epoch))
+    trainer = make_trainer(
+        cfg,
+        root_dir=Path(first.log_dir),
+        logger=False,
+        callbacks=[recorder],
+        has_val=datamodule.has_val,
+        max_epochs=cfg.trials.max_epochs,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    wall = time.perf_counter() - start
+
+    steps = [recorder.step if d is None else d + 1 for d in module.diverged_step]
+    results = []
+    for k, (spec, logger) in enumerate(zip(specs, loggers)):
+        result = TrialResult(
+            name=spec.name,
+            role=spec.role,
+            lr=spec.lr,
+            seed=spec.seed,
+            rules=list(spec.rules),
+            init_sha256=init_sha,
+            steps=steps[k],
+            wall_s=wall / len(specs),  # the shared wall time, split evenly
+            step_us=1e6 * wall / max(1, sum(steps)),  # per trial-step
+            tb_run=str(Path(f"seed{spec.seed}") / spec.name),
+        )
+        fill_from_recorder(result, recorder, module, k)
+        logger.log_hyperparams({**trial_hparams(spec), "batched": True}, final_metrics(result))
+        logger.finalize("success")
+        results.append(result)
+    return results

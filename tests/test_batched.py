@@ -1,0 +1,137 @@
+"""Batched trials measure what sequential trials measure, only sooner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lr_lab.batched import StackedTrialModule, run_batched, should_batch
+from lr_lab.cli import main
+from lr_lab.experiment import fixed_specs, prepare_initial_state, seed_dir
+from lr_lab.trials import run_trial
+from tests.conftest import only_run_dir, tiny_config
+from tests.tb import scalars
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def both_ways(cfg, tmp_path):
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path, 0), None, None)
+    specs = fixed_specs(cfg, 0, tmp_path)
+    sequential = [run_trial(s) for s in specs]
+    for s in specs:
+        shutil.rmtree(Path(s.log_dir) / s.name)
+    return sequential, run_batched(specs)
+
+
+@pytest.mark.parametrize(
+    ("name", "momentum", "lrs"),
+    [
+        ("sgd", 0.0, [0.05, 0.01, 0.001, 5.0]),
+        ("sgd", 0.9, [0.02, 0.005, 0.0005, 1.0]),
+        ("adam", 0.0, [0.03, 0.003, 0.0003, 50.0]),
+    ],
+)
+def test_batched_equals_sequential(tmp_path, name, momentum, lrs):
+    cfg = tiny_config(optimizer__name=name, optimizer__momentum=momentum, trials__lrs=lrs)
+    sequential, batched = both_ways(cfg, tmp_path)
+    for s, b in zip(sequential, batched, strict=True):
+        assert (s.name, s.lr, s.init_sha256, s.first_batch_sha256) == (
+            b.name,
+            b.lr,
+            b.init_sha256,
+            b.first_batch_sha256,
+        )
+        assert (s.diverged, s.diverged_step, s.steps) == (b.diverged, b.diverged_step, b.steps), (
+            s.name
+        )
+        if not s.diverged:
+            torch.testing.assert_close(
+                torch.tensor(b.train_loss), torch.tensor(s.train_loss), rtol=1e-4, atol=0
+            )
+            torch.testing.assert_close(
+                torch.tensor(b.val_loss), torch.tensor(s.val_loss), rtol=1e-4, atol=0
+            )
+    assert any(s.diverged for s in sequential), "each case includes a diverging LR"
+    # Each batched trial has its own TensorBoard run, with the same curve as its sequential twin.
+    for b in batched:
+        tags = scalars(tmp_path / b.tb_run)
+        assert {"train/loss", "train/loss_epoch"} <= set(tags)
+        if not b.diverged:
+            assert [v for _, v in tags["train/loss_epoch"]] == pytest.approx(b.train_loss, rel=1e-6)
+
+
+def test_a_diverging_copy_does_not_touch_the_others(tmp_path):
+    calm, wild = tiny_config(trials__lrs=[0.05, 0.01]), tiny_config(trials__lrs=[0.05, 0.01, 50.0])
+    prepare_initial_state(calm, 0, seed_dir(tmp_path / "a", 0), None, None)
+    prepare_initial_state(wild, 0, seed_dir(tmp_path / "b", 0), None, None)
+    without = run_batched(fixed_specs(calm, 0, tmp_path / "a"))
+    with_wild = run_batched(fixed_specs(wild, 0, tmp_path / "b"))
+    assert with_wild[2].diverged and with_wild[2].diverged_step <= 2
+    for a, b in zip(without, with_wild[:2], strict=True):
+        torch.testing.assert_close(
+            torch.tensor(b.train_loss), torch.tensor(a.train_loss), rtol=1e-6, atol=0
+        )
+        assert not b.diverged
+
+
+def test_copies_start_from_the_checkpoint():
+    module = StackedTrialModule([0.1, 0.01, 0.001], input_dim=2, hidden_dims=[4])
+    state = {n: torch.randn_like(p[0]) for n, p in zip(module._names, module.params)}
+    module.load_initial(state)
+    for k in range(3):
+        for name, tensor in module.copy_state(k).items():
+            assert torch.equal(tensor, state[name])
+    assert module(torch.randn(5, 2)).shape == (3, 5, 1)
+
+
+def test_automatic_choice():
+    cfg = tiny_config()
+    assert not should_batch(cfg, 3, 1) and should_batch(cfg, 4, 1)
+    cfg.trials.batched = False
+    assert not should_batch(cfg, 11, 1)
+    cfg.trials.batched = True
+    assert should_batch(cfg, 2, 1) and not should_batch(cfg, 1, 1)
+
+
+def sweep(tmp_path: Path, batched: str, extra: list[str]) -> tuple[dict, str]:
+    out = tmp_path / batched
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(
+            [
+                "--config",
+                str(ROOT / "configs/sweep.yaml"),
+                *extra,
+                "--trials.batched",
+                batched,
+                "--out",
+                str(out),
+            ]
+        )
+    assert code == 0
+    return json.loads((only_run_dir(out) / "results.json").read_text()), buf.getvalue()
+
+
+def ranking(results: dict) -> list[tuple]:
+    return [(r["label"], r["rank"], r["verdict"]) for r in results["comparison"]["rows"]]
+
+
+SHORT = ["--trials.max_epochs", "4", "--data.n_samples", "256", "--finder.num_training", "40"]
+
+
+@pytest.mark.parametrize(
+    "extra", [pytest.param(SHORT, id="short"), pytest.param([], id="full", marks=pytest.mark.slow)]
+)
+def test_sweep_config_batched_gives_the_same_answer(tmp_path, extra):
+    batched, printed = sweep(tmp_path, "true", extra)
+    sequential, _ = sweep(tmp_path, "false", extra)
+    assert "(batched," in printed
+    assert ranking(batched) == ranking(sequential)
+    assert [t["verdict"] for t in batched["trials"]] == [t["verdict"] for t in sequential["trials"]]
