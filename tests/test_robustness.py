@@ -85,7 +85,7 @@ def test_trial_order_does_not_change_results(tmp_path):
 SLOW_ARGS = [
     "--data.n_samples", "512", "--data.batch_size", "16", "--model.hidden_dims", "[32]",
     "--trials.lrs", "[0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]", "--trials.max_epochs", "8",
-    "--finder.num_training", "40",
+    "--finder.num_training", "40", "--trials.batched", "false",
 ]  # fmt: skip
 
 
@@ -179,3 +179,34 @@ def test_init_reuses_a_checkpoint_across_runs(tmp_path):
 def test_run_folders_are_never_reused(tmp_path):
     a, b = new_run_dir(tmp_path, "x"), new_run_dir(tmp_path, "x")
     assert a != b and a.is_dir() and b.is_dir()
+
+
+def test_interrupted_batched_trials_resume(tmp_path, monkeypatch, straight_run):
+    from lr_lab.batched import StackedTrialModule
+
+    original = StackedTrialModule._train_step
+
+    def signal_at_step_5(self, x, y):
+        if self.optimizer_steps == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, mid-way through the stacked trials
+        return original(self, x, y)
+
+    monkeypatch.setattr(StackedTrialModule, "_train_step", signal_at_step_5)
+    args = [a if a != "false" else "true" for a in SLOW_ARGS]
+    code, _ = run_cli([*args, "--out", str(tmp_path)])
+    assert code == 130
+    run_dir = only_run_dir(tmp_path)
+    partial = json.loads((run_dir / "results.json").read_text())
+    assert (
+        partial["status"] == "interrupted"
+        and partial["trials"] == []
+        and len(partial["pending"]) == 7
+    )
+    monkeypatch.setattr(StackedTrialModule, "_train_step", original)
+    code, _ = run_cli(["--resume", str(run_dir)])
+    resumed = json.loads((run_dir / "results.json").read_text())
+    assert code == 0 and resumed["status"] == "complete"
+    # Batched and sequential agree to float tolerance, not bit for bit: compare the answer.
+    assert [(r["label"], r["rank"], r["verdict"]) for r in resumed["comparison"]["rows"]] == [
+        (r["label"], r["rank"], r["verdict"]) for r in straight_run["comparison"]["rows"]
+    ]
