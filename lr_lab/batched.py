@@ -28,6 +28,7 @@ from lr_lab.stacked_optim import StackedOptimizer
 from lr_lab.trials import (
     STEPS_PER_CALL,
     ChunkedTraining,
+    EpochProgress,
     LossRecorder,
     TrialSpec,
     fill_from_recorder,
@@ -178,7 +179,7 @@ def run_batched(specs: list[TrialSpec]) -> list[TrialResult]:
         cfg,
         root_dir=Path(first.log_dir),
         logger=False,
-        callbacks=[recorder],
+        callbacks=[recorder, EpochProgress(f"{len(specs)} trials, batched")],
         has_val=datamodule.has_val,
         max_epochs=cfg.trials.max_epochs,
     )

@@ -190,7 +190,7 @@ def run_experiment(
             else f"final loss {result.final_loss:.4g}"
         )
         progress(
-            f"  [{index}/{total}] {result.name:<22} {outcome:<28} {result.wall_s:5.2f} s{note}"
+            f"  [{index}/{total}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"
         )
 
     def run(specs: list[TrialSpec]) -> None:

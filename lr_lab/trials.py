@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -251,7 +252,7 @@ class LossRecorder(L.Callback):
         batch_idx: int,
     ) -> None:
         """Keep the chunk's per-step losses on the device."""
-        self._epoch_losses.extend(outputs["losses"])
+        self._epoch_losses.append(outputs["losses"])  # (steps in chunk, trials)
         self._epoch_sizes.extend(outputs["sizes"])
         self.step += len(outputs["sizes"])
 
@@ -273,7 +274,7 @@ class LossRecorder(L.Callback):
         """Reduce the validation losses to one sample-weighted mean per trial."""
         if trainer.sanity_checking or not self._val_losses:
             return
-        means = _weighted_mean(self._val_losses, self._val_sizes).tolist()
+        means = _weighted_mean(torch.stack(self._val_losses), self._val_sizes).tolist()
         for k, value in enumerate(means):
             self.val_loss[k].append(value)
         self._val_losses, self._val_sizes = [], []
@@ -283,9 +284,9 @@ class LossRecorder(L.Callback):
         if not self._epoch_losses:
             return
         diverged_step = pl_module.diverged_step
-        per_step = torch.stack(self._epoch_losses)  # (steps, trials)
-        means = _weighted_mean(self._epoch_losses, self._epoch_sizes).tolist()
-        first_step = self.step - len(self._epoch_losses)
+        per_step = torch.cat(self._epoch_losses)  # (steps, trials)
+        means = _weighted_mean(per_step, self._epoch_sizes).tolist()
+        first_step = self.step - len(per_step)
         keep = [i for i in range(len(per_step)) if (first_step + i) % self.stride == 0]
         rows = per_step[keep].tolist() if keep else []
         last = self.step - 1
@@ -304,9 +305,30 @@ class LossRecorder(L.Callback):
         self._epoch_losses, self._epoch_sizes = [], []
 
 
-def _weighted_mean(losses: list[Tensor], sizes: list[int]) -> Tensor:
-    """Sample-weighted mean over batches of per-batch mean losses, per trial."""
-    stacked = torch.stack(losses)  # (batches, trials)
+class EpochProgress(L.Callback):
+    """On a terminal, one self-overwriting line: which trial, which epoch (nothing in logs)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Show the epoch about to run."""
+        if self.enabled:
+            sys.stderr.write(
+                f"\r    {self.label}: epoch {trainer.current_epoch + 1}/{trainer.max_epochs} "
+            )
+            sys.stderr.flush()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Clear the line for the trial's summary."""
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _weighted_mean(stacked: Tensor, sizes: list[int]) -> Tensor:
+    """Sample-weighted mean over batches of per-batch mean losses (batches, trials), per trial."""
     weights = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device).unsqueeze(1)
     return (stacked * weights).sum(0) / weights.sum()
 
@@ -382,7 +404,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         cfg,
         root_dir=Path(spec.log_dir),
         logger=logger,
-        callbacks=[recorder],
+        callbacks=[recorder, EpochProgress(spec.name)],
         has_val=datamodule.has_val,
         max_epochs=cfg.trials.max_epochs,
     )
