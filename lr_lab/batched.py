@@ -9,7 +9,6 @@ numbers a sequential trial measures (``tests/test_batched.py``), only sooner.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,7 @@ from lr_lab.initial_state import InitStateError, check_fits, read_initial_state,
 from lr_lab.model import SimpleRegressionNet
 from lr_lab.results import TrialResult
 from lr_lab.stacked_optim import StackedOptimizer
-from lr_lab.trials import (
-    STEPS_PER_CALL,
-    ChunkedTraining,
-    EpochProgress,
-    LossRecorder,
-    TrialSpec,
-    fill_from_recorder,
-    final_metrics,
-    log_stride,
-    make_trainer,
-    module_kwargs,
-    trial_hparams,
-)
+from lr_lab.trials import STEPS_PER_CALL, ChunkedTraining, TrialSpec, fit_trials, module_kwargs
 
 # Automatic batching: at least this many trials, and nets up to this many parameters.
 AUTO_MIN_TRIALS = 4
@@ -174,36 +161,4 @@ def run_batched(specs: list[TrialSpec]) -> list[TrialResult]:
         TensorBoardLogger(s.log_dir, name="", version=s.name, default_hp_metric=False)
         for s in specs
     ]
-    recorder = LossRecorder(loggers, log_stride(cfg, datamodule.steps_per_epoch))
-    trainer = make_trainer(
-        cfg,
-        root_dir=Path(first.log_dir),
-        logger=False,
-        callbacks=[recorder, EpochProgress(f"{len(specs)} trials, batched")],
-        has_val=datamodule.has_val,
-        max_epochs=cfg.trials.max_epochs,
-    )
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    wall = time.perf_counter() - start
-
-    steps = [recorder.step if d is None else d + 1 for d in module.diverged_step]
-    results = []
-    for k, (spec, logger) in enumerate(zip(specs, loggers)):
-        result = TrialResult(
-            name=spec.name,
-            role=spec.role,
-            lr=spec.lr,
-            seed=spec.seed,
-            rules=list(spec.rules),
-            init_sha256=init_sha,
-            steps=steps[k],
-            wall_s=wall / len(specs),  # the shared wall time, split evenly
-            step_us=1e6 * wall / max(1, sum(steps)),  # per trial-step
-            tb_run=str(Path(f"seed{spec.seed}") / spec.name),
-        )
-        fill_from_recorder(result, recorder, module, k)
-        logger.log_hyperparams({**trial_hparams(spec), "batched": True}, final_metrics(result))
-        logger.finalize("success")
-        results.append(result)
-    return results
+    return fit_trials(specs, module, datamodule, loggers, init_sha)

@@ -399,34 +399,65 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     )
     init_sha = load_initial_state(Path(spec.init_path), module)
     logger = TensorBoardLogger(spec.log_dir, name="", version=spec.name, default_hp_metric=False)
-    recorder = LossRecorder([logger], log_stride(cfg, datamodule.steps_per_epoch))
+    return fit_trials([spec], module, datamodule, [logger], init_sha, trainer_logger=logger)[0]
+
+
+def fit_trials(
+    specs: list[TrialSpec],
+    module: ChunkedTraining,
+    datamodule: RegressionDataModule,
+    loggers: list[TensorBoardLogger],
+    init_sha: str,
+    trainer_logger: TensorBoardLogger | bool = False,
+) -> list[TrialResult]:
+    """Fit ``module`` (one trial, or one stacked copy per spec) and return one result per spec.
+
+    Args:
+        specs: The trials the module trains, in the order of its copies.
+        module: A :class:`ChunkedTraining` module, its initial weights loaded.
+        datamodule: The seed's data.
+        loggers: One TensorBoard logger per spec.
+        init_sha: The sha256 of the weights every copy started from.
+        trainer_logger: The logger Lightning itself gets (the trial's own, or none).
+
+    Returns:
+        The results; a shared wall time is split evenly between the specs.
+    """
+    cfg = specs[0].config
+    recorder = LossRecorder(loggers, log_stride(cfg, datamodule.steps_per_epoch))
+    label = specs[0].name if len(specs) == 1 else f"{len(specs)} trials, batched"
     trainer = make_trainer(
         cfg,
-        root_dir=Path(spec.log_dir),
-        logger=logger,
-        callbacks=[recorder, EpochProgress(spec.name)],
+        root_dir=Path(specs[0].log_dir),
+        logger=trainer_logger,
+        callbacks=[recorder, EpochProgress(label)],
         has_val=datamodule.has_val,
         max_epochs=cfg.trials.max_epochs,
     )
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     wall = time.perf_counter() - start
-    result = TrialResult(
-        name=spec.name,
-        role=spec.role,
-        lr=spec.lr,
-        seed=spec.seed,
-        rules=list(spec.rules),
-        init_sha256=init_sha,
-        steps=recorder.step,
-        wall_s=wall,
-        step_us=1e6 * wall / max(1, recorder.step),
-        tb_run=str(Path(f"seed{spec.seed}") / spec.name),
-    )
-    fill_from_recorder(result, recorder, module, 0)
-    logger.log_hyperparams(trial_hparams(spec), final_metrics(result))
-    logger.finalize("success")
-    return result
+    steps = [recorder.step if d is None else d + 1 for d in module.diverged_step]
+    results = []
+    for k, (spec, logger) in enumerate(zip(specs, loggers)):
+        result = TrialResult(
+            name=spec.name,
+            role=spec.role,
+            lr=spec.lr,
+            seed=spec.seed,
+            rules=list(spec.rules),
+            init_sha256=init_sha,
+            steps=steps[k],
+            wall_s=wall / len(specs),
+            step_us=1e6 * wall / max(1, sum(steps)),  # per trial-step
+            tb_run=str(Path(f"seed{spec.seed}") / spec.name),
+        )
+        fill_from_recorder(result, recorder, module, k)
+        hparams = {**trial_hparams(spec), "batched": len(specs) > 1}
+        logger.log_hyperparams(hparams, final_metrics(result))
+        logger.finalize("success")
+        results.append(result)
+    return results
 
 
 def fill_from_recorder(

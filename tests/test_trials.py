@@ -86,3 +86,15 @@ def test_full_batch_sgd_on_csv_matches_plain_pytorch(tmp_path):
         torch.testing.assert_close(
             torch.tensor(r.train_loss), torch.tensor(expected), rtol=1e-5, atol=1e-7
         )
+
+
+def test_trial_specs_and_results_pickle(tmp_path):
+    # Trials can be shipped to worker processes: spec in, result out, both plain data.
+    import pickle
+
+    cfg = tiny_config()
+    spec = fixed_specs(cfg, 0, tmp_path)[0]
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path, 0), None, None)
+    result = run_trial(spec)
+    assert pickle.loads(pickle.dumps(result)) == result
