@@ -133,17 +133,13 @@ def parse_config(
     config_arg = _config_path(argv)
     if config_arg is not None:
         _check_yaml_file(Path(config_arg))
-    try:
-        ns = parser.parse_args(argv)
-    except (ArgumentError, ValueError, TypeError) as err:
-        raise UsageError(_one_line(err, parser)) from None
+    ns, problems = _parse_collecting(parser, argv)
     values = {k: v for k, v in ns.clone().as_dict().items() if k not in META_KEYS}
     try:
         cfg = parser.instantiate(Namespace(**{k: ns[k] for k in values}))
         cfg = ExperimentConfig(**{k: cfg[k] for k in values})
     except Exception as err:  # jsonargparse re-raises construction errors in several types
-        raise UsageError(" ".join(str(err).split())) from None
-    problems = []
+        raise UsageError("\n".join([*problems, " ".join(str(err).split())])) from None
     n_rows = None
     if cfg.data.csv_path:
         try:
@@ -155,6 +151,48 @@ def parse_config(
     if problems:
         raise UsageError("\n".join(problems))
     return cfg, ns
+
+
+MAX_PARSE_ERRORS = 20
+
+
+def _parse_collecting(parser: ArgumentParser, argv: list[str]) -> tuple[Namespace, list[str]]:
+    """Parse, collecting every type error and unknown option instead of stopping at the first.
+
+    jsonargparse reports one error at a time; after each, the offending command-line option is
+    dropped (its key falls back to the config file or default) and parsing is tried again. A bad
+    key or value inside a YAML file cannot be stepped over: parsing stops there.
+
+    Returns:
+        The namespace (with bad values replaced by defaults) and the problems found.
+
+    Raises:
+        UsageError: A problem that cannot be stepped over.
+    """
+    args, problems = list(argv), []
+    keys = set(_known_keys(parser))
+    for _ in range(MAX_PARSE_ERRORS):
+        try:
+            return parser.parse_args(args), problems
+        except (ArgumentError, ValueError, TypeError) as err:
+            problems.append(_one_line(err, parser))
+            text = " ".join(str(err).split())
+            if m := re.search(r"[Uu]nrecognized arguments: (.*)", text):
+                options = [tok.split("=")[0] for tok in m.group(1).split() if tok.startswith("--")]
+                if not options:
+                    break
+                problems.pop()  # one line per unknown option instead
+                for option in options:
+                    problems.append(f"{option}: unknown option{_did_you_mean(option[2:], parser)}")
+                    args = _drop_option(args, option)
+            elif (m := re.search(r'Parser key "([\w.]+)":', text)) and m.group(1) in keys:
+                option = f"--{m.group(1)}"
+                if option not in args:
+                    break  # the bad value came from a config file
+                args = _drop_option(args, option)
+            else:
+                break
+    raise UsageError("\n".join(problems))
 
 
 def _config_path(argv: list[str]) -> str | None:

@@ -162,3 +162,29 @@ def test_all_problems_reported_at_once(tmp_path, capsys):
         "finder.min_lr",
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_type_errors_and_value_errors_are_all_reported(tmp_path, capsys):
+    args = [
+        "--data.n_samples",
+        "abc",
+        "--trials.lr",
+        "[1]",
+        "--bogus",
+        "1",
+        "--optimizer.name",
+        "adamw",
+        "--trials.max_epochs",
+        "0",
+    ]
+    code = main([*args, "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [
+        "lr-lab: error: data.n_samples = abc: expected an integer",
+        "lr-lab: error: optimizer.name = adamw: expected one of ['sgd', 'adam']",
+        "lr-lab: error: --trials.lr: unknown option (did you mean trials.lrs?)",
+        "lr-lab: error: --bogus: unknown option",
+        "lr-lab: error: trials.max_epochs = 0: must be a positive integer",
+    ]
+    assert list(tmp_path.iterdir()) == []
