@@ -298,7 +298,7 @@ class LossRecorder(L.Callback):
                 if stop is None or first_step + i <= stop:
                     logger.log_metrics({"train/loss": row[k]}, step=first_step + i)
             self.train_loss[k].append(means[k])
-            epoch_metrics = {"train/loss_epoch": means[k], "epoch": trainer.current_epoch}
+            epoch_metrics = {"train/loss_epoch": means[k]}
             if len(self.val_loss[k]) >= len(self.train_loss[k]):
                 epoch_metrics["val/loss"] = self.val_loss[k][len(self.train_loss[k]) - 1]
             logger.log_metrics(epoch_metrics, step=last)
