@@ -20,8 +20,8 @@ from torch.func import functional_call, vmap
 
 from lr_lab.config import ExperimentConfig
 from lr_lab.data import RegressionDataModule
-from lr_lab.initial_state import InitStateError, check_fits, read_initial_state, weights_sha256
-from lr_lab.model import SimpleRegressionNet
+from lr_lab.initial_state import load_initial_state
+from lr_lab.model import RegressionModule, SimpleRegressionNet
 from lr_lab.results import TrialResult
 from lr_lab.stacked_optim import StackedOptimizer
 from lr_lab.trials import STEPS_PER_CALL, ChunkedTraining, TrialSpec, fit_trials, module_kwargs
@@ -52,7 +52,6 @@ class StackedTrialModule(ChunkedTraining, L.LightningModule):
         momentum: SGD momentum.
         weight_decay: L2 penalty.
         divergence_factor: See :class:`~lr_lab.trials.ChunkedTraining`.
-        lr: Unused (the plain module's single LR); accepted so both take the same arguments.
     """
 
     def __init__(
@@ -64,10 +63,9 @@ class StackedTrialModule(ChunkedTraining, L.LightningModule):
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         divergence_factor: float = 1000.0,
-        lr: float | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["lr"])
+        self.save_hyperparameters()
         template = SimpleRegressionNet(input_dim, list(hidden_dims))
         self._names = [name for name, _ in template.named_parameters()]
         # Only the structure is needed for functional_call; kept off the module's registry so
@@ -142,21 +140,13 @@ def run_batched(specs: list[TrialSpec]) -> list[TrialResult]:
     cfg = first.config
     datamodule = RegressionDataModule(cfg.data, first.seed, steps_per_call=STEPS_PER_CALL)
     kwargs: dict[str, Any] = module_kwargs(cfg, datamodule.input_dim, first.lr)
+    reference = RegressionModule(**kwargs)
+    init_sha = load_initial_state(Path(first.init_path), reference)
+    del kwargs["lr"]
     module = StackedTrialModule(
         [s.lr for s in specs], divergence_factor=cfg.trials.divergence_factor, **kwargs
     )
-    init_path = Path(first.init_path)
-    state = read_initial_state(init_path)["state_dict"]
-    net_state = {k.removeprefix("net."): v for k, v in state.items()}
-    template = SimpleRegressionNet(datamodule.input_dim, cfg.model.hidden_dims)
-    check_fits(init_path, net_state, template)
-    module.load_initial(net_state)
-    init_sha = weights_sha256({f"net.{k}": v for k, v in module.copy_state(0).items()})
-    if init_sha != weights_sha256(state):
-        raise InitStateError(
-            f"{init_path}: the stacked copies do not hold the checkpoint's weights"
-        )
-
+    module.load_initial(reference.net.state_dict())
     loggers = [
         TensorBoardLogger(s.log_dir, name="", version=s.name, default_hp_metric=False)
         for s in specs

@@ -27,7 +27,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from lr_lab import interrupt
 from lr_lab.config import ExperimentConfig, check_config
-from lr_lab.data import DataError, load_csv
+from lr_lab.data import DataError, input_dim, load_csv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
@@ -130,7 +130,7 @@ def parse_config(
         UsageError: Unknown keys, wrong types or values, a missing or broken config or CSV file.
     """
     parser = parser or build_parser()
-    config_arg = _config_path(argv)
+    config_arg = _option(argv, "--config")
     if config_arg is not None:
         _check_yaml_file(Path(config_arg))
     ns, problems = _parse_collecting(parser, argv)
@@ -142,6 +142,8 @@ def parse_config(
         raise UsageError("\n".join([*problems, " ".join(str(err).split())])) from None
     n_rows = None
     if cfg.data.csv_path:
+        # Absolute, so that config.yaml (and --resume) work from any folder.
+        cfg.data.csv_path = ns["data.csv_path"] = str(Path(cfg.data.csv_path).resolve())
         try:
             x, _ = load_csv(cfg.data.csv_path)
             n_rows = len(x)
@@ -187,21 +189,12 @@ def _parse_collecting(parser: ArgumentParser, argv: list[str]) -> tuple[Namespac
                     args = _drop_option(args, option)
             elif (m := re.search(r'Parser key "([\w.]+)":', text)) and m.group(1) in keys:
                 option = f"--{m.group(1)}"
-                if option not in args:
+                if not any(a == option or a.startswith(option + "=") for a in args):
                     break  # the bad value came from a config file
                 args = _drop_option(args, option)
             else:
                 break
     raise UsageError("\n".join(problems))
-
-
-def _config_path(argv: list[str]) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == "--config" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--config="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def _check_yaml_file(path: Path) -> None:
@@ -275,21 +268,17 @@ def _prepare(argv: list[str]) -> tuple[ExperimentConfig, Namespace, ArgumentPars
             )
         argv = ["--config", str(run_dir / "config.yaml")]
     cfg, ns = parse_config(argv, parser)
-    if resume is None:
-        _check_out_dir(Path(ns.out))
     if ns.init:
-        from lr_lab.data import RegressionDataModule
         from lr_lab.initial_state import InitStateError, check_fits, read_initial_state
         from lr_lab.trials import build_module
 
         try:
             state = read_initial_state(Path(ns.init))["state_dict"]
-            module = build_module(
-                cfg, RegressionDataModule(cfg.data, cfg.seed_list[0]).input_dim, 1.0
-            )
-            check_fits(Path(ns.init), state, module)
+            check_fits(Path(ns.init), state, build_module(cfg, input_dim(cfg.data), 1.0))
         except InitStateError as err:
             raise UsageError(f"--init {err}") from None
+    if resume is None:
+        _check_out_dir(Path(ns.out))
     return cfg, ns, parser, Path(resume) if resume else None
 
 
@@ -342,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     else:
-        config_name = Path(_config_path(argv) or DEFAULT_CONFIG).stem
+        config_name = Path(_option(argv, "--config") or DEFAULT_CONFIG).stem
         run_dir = new_run_dir(Path(ns.out), config_name)
         save_config(parser, ns, run_dir / "config.yaml")
         init = Path(ns.init).resolve() if ns.init else None
@@ -351,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with interrupt.stop_on_signals():
         try:
-            if results.status != "complete":
+            if results.status == "complete":  # nothing to do: show what it found
+                pngs = sorted(run_dir.glob("*.png"))
+            else:
                 run_experiment(
                     cfg,
                     run_dir,
@@ -359,18 +350,18 @@ def main(argv: list[str] | None = None) -> int:
                     results=results,
                     progress=lambda line: print(line, flush=True),
                 )
-            pngs = write_report(results, run_dir)
+                pngs = write_report(results, run_dir)
             interrupt.check()
-        except (InitStateError, DataError) as err:
-            results.status = "failed"
-            write_results(run_dir, results)
-            print(f"lr-lab: error: {err}", file=sys.stderr)
-            return 1
-        except BaseException:
-            # However the stop surfaced: our Interrupted, Lightning's SIGTERMException, ...
+        except BaseException as err:
+            # However a stop surfaced (our Interrupted, Lightning's SIGTERMException, ...).
             signum = interrupt.requested()
             if signum is None:
-                raise
+                results.status = "failed"
+                write_results(run_dir, results)
+                if isinstance(err, (InitStateError, DataError)):
+                    print(f"lr-lab: error: {err}", file=sys.stderr)
+                    return 1
+                raise  # a bug: the traceback is what a report needs
             if results.status != "complete":
                 results.status = "interrupted"
                 write_results(run_dir, results)

@@ -1,9 +1,11 @@
 """Rank the trials and read the answer: was the finder right? Pure functions of the records.
 
-Fixed trials are grouped by learning rate across seeds; each finder rule is one row holding, per
-seed, the trial trained at that seed's suggestion. Rows are ranked by their mean final loss
-(validation loss when there is validation, else training loss); a row with any diverged seed
-ranks after every row that never diverged.
+Fixed trials are grouped by learning rate across seeds. Each finder rule is one row holding, per
+seed, that seed's suggestion and the trial trained at it; a rule's LR is the median (the lower
+middle value, so always an LR that was suggested and trained) of its per-seed suggestions. Rows
+are ranked by their mean final loss over seeds (validation loss when there is validation, else
+training loss). A row with a diverged seed, or whose suggestions were not trained, gets no rank.
+Two rules that chose the same LRs are the same trials, and share one rank.
 """
 
 from __future__ import annotations
@@ -23,22 +25,28 @@ class Row:
 
     label: str  # "0.01" for a fixed LR, the rule name for a rule
     source: str  # "grid" or "rule"
-    lrs: list[float]  # one per seed (equal for the grid)
-    trial_names: list[str]  # "seed0/lr=0.01", one per seed
-    finals: list[float | None]
-    diverged_seeds: int
+    lrs: list[float]  # one per seed that has this LR (suggested, for a rule)
+    trial_names: list[str]  # "seed0/lr=0.01": the trials trained at those LRs
+    finals: list[float | None]  # final loss per trial (None: diverged)
+    n_seeds: int  # seeds in the run
     mean: float | None = None
     spread: tuple[float, float] | None = None  # (min, max) over seeds
     history: list[float] = field(default_factory=list)  # mean per-epoch loss over seeds
-    rank: int = 0
+    rank: int | None = None
     ratio_to_best_fixed: float | None = None
     verdict: str = ""
-    note: str = ""  # why a rule has no suggestion
+    group: list[str] = field(default_factory=list)  # labels of the rows with the same trials
+    note: str = ""  # why a rule has no suggestion for some seed
 
     @property
     def lr(self) -> float | None:
-        """The row's learning rate (median over seeds for a rule)."""
-        return statistics.median(self.lrs) if self.lrs else None
+        """The row's learning rate (for a rule: the median of its per-seed suggestions)."""
+        return statistics.median_low(self.lrs) if self.lrs else None
+
+    @property
+    def diverged_seeds(self) -> int:
+        """How many of the row's trials diverged."""
+        return sum(v is None for v in self.finals)
 
 
 def _history(trial: TrialResult, use_val: bool) -> list[float]:
@@ -50,35 +58,63 @@ def _final(trial: TrialResult) -> float | None:
     return None if trial.diverged or value is None or not math.isfinite(value) else value
 
 
-def _row(label: str, source: str, trials: list[TrialResult], use_val: bool) -> Row:
-    finals = [_final(t) for t in trials]
+def _row(
+    label: str,
+    source: str,
+    lrs: list[float],
+    trials: list[TrialResult],
+    use_val: bool,
+    n_seeds: int,
+) -> Row:
     row = Row(
         label=label,
         source=source,
-        lrs=[t.lr for t in trials],
+        lrs=lrs,
         trial_names=[f"seed{t.seed}/{t.name}" for t in trials],
-        finals=finals,
-        diverged_seeds=sum(v is None for v in finals),
+        finals=[_final(t) for t in trials],
+        n_seeds=n_seeds,
     )
     if trials and row.diverged_seeds == 0:
-        row.mean = statistics.fmean(finals)
-        row.spread = (min(finals), max(finals))
+        row.mean = statistics.fmean(row.finals)
+        row.spread = (min(row.finals), max(row.finals))
         histories = [_history(t, use_val) for t in trials]
         length = min(len(h) for h in histories)
         row.history = [statistics.fmean(h[i] for h in histories) for i in range(length)]
     return row
 
 
-def _recommendation(top: Row | None, rows: list[Row]) -> dict[str, Any] | None:
+def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
+    n_seeds = len(results.seeds) or 1
+    by_seed: dict[int, list[TrialResult]] = {}
+    for trial in results.trials:
+        by_seed.setdefault(trial.seed, []).append(trial)
+    fixed = [t for t in results.trials if t.role == "fixed"]
+    rows = []
+    for lr in sorted({t.lr for t in fixed}):
+        trials = [t for t in fixed if t.lr == lr]
+        rows.append(_row(f"{lr:.3g}", "grid", [t.lr for t in trials], trials, use_val, n_seeds))
+    for rule in rules:
+        lrs, trials, notes = [], [], []
+        for finder in results.finders:
+            lr = finder.rules.get(rule)
+            if lr is None:
+                notes.append(f"seed {finder.seed}: {finder.rule_notes.get(rule, 'no suggestion')}")
+                continue
+            lrs.append(lr)
+            trials += [t for t in by_seed.get(finder.seed, []) if math.isclose(t.lr, lr)][:1]
+        row = _row(rule, "rule", lrs, trials, use_val, n_seeds)
+        row.note = "; ".join(notes)
+        rows.append(row)
+    return rows
+
+
+def _recommendation(same: list[Row]) -> dict[str, Any] | None:
     """The best LR observed and where it came from (the grid, or every rule that chose it)."""
-    if top is None:
+    if not same:
         return None
-    same = [r for r in rows if r.trial_names == top.trial_names]
-    if any(r.source == "grid" for r in same):
-        source = "grid"
-    else:
-        source = "rule " + "+".join(r.label for r in same)
-    return {"lr": top.lr, "loss": top.mean, "source": source}
+    rules = [r.label for r in same if r.source == "rule"]
+    source = "grid" if len(rules) < len(same) else "rule " + "+".join(rules)
+    return {"lr": same[0].lr, "loss": same[0].mean, "source": source}
 
 
 def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
@@ -98,87 +134,67 @@ def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
         ``recommendation``.
     """
     use_val = any(t.val_loss for t in results.trials)
-    by_seed: dict[int, list[TrialResult]] = {}
-    for trial in results.trials:
-        by_seed.setdefault(trial.seed, []).append(trial)
-    for trials in by_seed.values():
-        finals = [f for t in trials if (f := _final(t)) is not None]
-        best = min(finals) if finals else None
+    for seed in {t.seed for t in results.trials}:
+        trials = [t for t in results.trials if t.seed == seed]
+        best = min((f for t in trials if (f := _final(t)) is not None), default=None)
         for t in trials:
             t.verdict = verdict(_history(t, use_val), _final(t) is None, _final(t), best)
 
-    rows: list[Row] = []
-    fixed = [t for t in results.trials if t.role == "fixed"]
-    for lr in sorted({t.lr for t in fixed}):
-        rows.append(_row(f"{lr:.3g}", "grid", [t for t in fixed if t.lr == lr], use_val))
-    for rule in rules:
-        trials, notes = [], []
-        for finder in results.finders:
-            lr = finder.rules.get(rule)
-            match = [
-                t for t in by_seed.get(finder.seed, []) if lr is not None and math.isclose(t.lr, lr)
-            ]
-            if match:
-                trials.append(match[0])
-            elif lr is None:
-                notes.append(f"seed {finder.seed}: {finder.rule_notes.get(rule, 'no suggestion')}")
-        row = _row(rule, "rule", trials, use_val)
-        row.note = "; ".join(notes)
-        rows.append(row)
-
-    # Rank over distinct sets of trials, so two rules that chose the same LR share a rank.
-    distinct = {tuple(r.trial_names): r for r in rows if r.trial_names}
-    keyed = [
-        (r.diverged_seeds > 0, r.mean if r.mean is not None else math.inf)
-        for r in distinct.values()
-    ]
+    rows = _rows(results, rules, use_val)
+    groups: dict[tuple[str, ...], list[Row]] = {}
+    for row in rows:
+        if row.trial_names:
+            groups.setdefault(tuple(row.trial_names), []).append(row)
+    ranked_means = sorted({r[0].mean for r in groups.values() if r[0].mean is not None})
     fixed_rows = [r for r in rows if r.source == "grid" and r.mean is not None]
     best_fixed = min(fixed_rows, key=lambda r: r.mean) if fixed_rows else None
-    best_mean = min((r.mean for r in rows if r.mean is not None), default=None)
+    best_mean = ranked_means[0] if ranked_means else None
     for row in rows:
+        row.group = [r.label for r in groups.get(tuple(row.trial_names), [row])]
         if not row.trial_names:
-            row.verdict = "no suggestion" if row.source == "rule" else ""
+            row.verdict = "not verified" if row.lrs else "no suggestion"
             continue
-        key = (row.diverged_seeds > 0, row.mean if row.mean is not None else math.inf)
-        row.rank = 1 + sum(other < key for other in keyed)
-        if best_fixed and row.mean is not None:
-            row.ratio_to_best_fixed = row.mean / best_fixed.mean
+        if row.mean is not None:
+            # Rank among distinct sets of trials: equal means are one set (shared by rules).
+            row.rank = 1 + sum(m < row.mean for m in ranked_means)
+            if best_fixed:
+                row.ratio_to_best_fixed = row.mean / best_fixed.mean
         row.verdict = verdict(row.history, row.mean is None, row.mean, best_mean)
-    ranked = sorted(rows, key=lambda r: (r.rank == 0, r.rank, r.source != "grid", r.label))
+    ranked = sorted(
+        rows, key=lambda r: (r.rank is None, r.rank or 0, not r.trial_names, r.source != "grid")
+    )
 
     def row_dict(row: Row) -> dict[str, Any]:
         data = asdict(row)
-        data["lr"] = row.lr
-        if row.lrs:
-            data["lr_min"], data["lr_max"] = min(row.lrs), max(row.lrs)
+        data.update(lr=row.lr, diverged_seeds=row.diverged_seeds)
+        data["lr_min"], data["lr_max"] = (min(row.lrs), max(row.lrs)) if row.lrs else (None, None)
         return data
 
-    rule_rows = {r.label: r for r in rows if r.source == "rule"}
+    rule_rows = {r.label: row_dict(r) for r in rows if r.source == "rule"}
     light = rule_rows.get("lightning")
-    top = next((r for r in ranked if r.rank == 1 and r.mean is not None), None)
-    comparison: dict[str, Any] = {
+    top = next((r for r in ranked if r.rank == 1), None)
+    return {
         "metric": "val_loss" if use_val else "train_loss",
-        "n_ranked": len(distinct),
+        "n_ranked": len(ranked_means),
         "rows": [row_dict(r) for r in ranked],
         "best_fixed": {"lr": best_fixed.lr, "loss": best_fixed.mean} if best_fixed else None,
-        "suggested_lr": light.lr if light else None,
-        "suggested_loss": light.mean if light else None,
-        "suggested_rank": light.rank if light and light.rank else None,
-        "ratio_to_best": light.ratio_to_best_fixed if light else None,
-        "suggestion_note": light.note if light else "",
+        "suggested_lr": light["lr"] if light else None,
+        "suggested_loss": light["mean"] if light else None,
+        "suggested_rank": light["rank"] if light else None,
+        "ratio_to_best": light["ratio_to_best_fixed"] if light else None,
         "rules": {
             name: {
-                "lr": r.lr,
-                "lr_min": min(r.lrs) if r.lrs else None,
-                "lr_max": max(r.lrs) if r.lrs else None,
-                "loss": r.mean,
-                "rank": r.rank or None,
-                "ratio_to_best": r.ratio_to_best_fixed,
-                "verdict": r.verdict,
-                "note": r.note,
+                "lr": r["lr"],
+                "lr_min": r["lr_min"],
+                "lr_max": r["lr_max"],
+                "seeds": len(r["lrs"]),
+                "loss": r["mean"],
+                "rank": r["rank"],
+                "ratio_to_best": r["ratio_to_best_fixed"],
+                "verdict": r["verdict"],
+                "note": r["note"],
             }
             for name, r in rule_rows.items()
         },
-        "recommendation": _recommendation(top, rows),
+        "recommendation": _recommendation(groups[tuple(top.trial_names)] if top else []),
     }
-    return comparison

@@ -113,8 +113,9 @@ class ExperimentConfig:
         return list(self.seeds) if self.seeds else [self.seed]
 
 
-# Lightning's suggestion() skips the first 10 and the last point and needs 2 more to take a slope.
-MIN_FINDER_STEPS = 13
+# Lightning's suggestion() and the lab's rules skip the first 10 and the last point; the rules
+# need 3 points left.
+MIN_FINDER_STEPS = 14
 
 
 def _finite_positive(value: float) -> bool:
@@ -162,6 +163,8 @@ def check_config(cfg: ExperimentConfig, n_rows: int | None = None) -> list[str]:
         bad("data.val_fraction", d.val_fraction, "must be in [0, 1)")
     if d.batch_size < 1:
         bad("data.batch_size", d.batch_size, "must be a positive integer")
+    elif d.csv_path and n is not None and n < 2:
+        bad("data.csv_path", d.csv_path, f"needs at least 2 data rows, has {n}")
     elif n is not None and n >= 2 and 0 <= d.val_fraction < 1:
         n_train = n - int(round(n * d.val_fraction))
         if n_train < 1:
@@ -208,8 +211,8 @@ def check_config(cfg: ExperimentConfig, n_rows: int | None = None) -> list[str]:
             bad(
                 "finder.num_training",
                 f.num_training,
-                f"must be >= {MIN_FINDER_STEPS}: Lightning drops the first 10 and the last "
-                "point before it can suggest anything",
+                f"must be >= {MIN_FINDER_STEPS}: the first 10 and the last point are dropped "
+                "and the rules need 3 left",
             )
         if f.early_stop_threshold is not None and not (
             math.isfinite(f.early_stop_threshold) and f.early_stop_threshold > 1

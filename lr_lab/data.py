@@ -7,6 +7,7 @@ Batches are cut from whole tensors with one index gather each, with no per-sampl
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import warnings
@@ -92,6 +93,19 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
         raise DataError(f"{where}: contains non-finite values (nan or inf)")
     t = torch.from_numpy(table)
     return t[:, :-1].contiguous(), t[:, -1:].contiguous()
+
+
+def input_dim(cfg: DataConfig) -> int:
+    """Number of input features, without making or reading the data (a CSV's header counts)."""
+    if not cfg.csv_path:
+        return cfg.input_dim
+    with Path(cfg.csv_path).open(encoding="utf-8") as fh:
+        return len(fh.readline().split(",")) - 1
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class TensorBatches:

@@ -23,8 +23,8 @@ from lr_lab import interrupt
 from lr_lab.batched import run_batched, should_batch
 from lr_lab.comparison import compare
 from lr_lab.config import ExperimentConfig
-from lr_lab.data import RegressionDataModule
-from lr_lab.finder import run_finder
+from lr_lab.data import DataError, file_sha256, input_dim
+from lr_lab.finder import FINDER_RUN, run_finder
 from lr_lab.initial_state import (
     InitStateError,
     check_fits,
@@ -65,10 +65,10 @@ def prepare_initial_state(
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / INIT_FILE
-    input_dim = RegressionDataModule(cfg.data, seed).input_dim
+    n_inputs = input_dim(cfg.data)
     if path.exists() or source is not None:
         src = path if path.exists() else source
-        module = build_module(cfg, input_dim, lr=1.0)
+        module = build_module(cfg, n_inputs, lr=1.0)
         state = read_initial_state(src)["state_dict"]
         check_fits(src, state, module)
         sha = weights_sha256(state)
@@ -81,8 +81,8 @@ def prepare_initial_state(
         return sha
     # Determinism in one place: the seed draws the initial weights; data has its own generators.
     L.seed_everything(seed, verbose=False)
-    module = build_module(cfg, input_dim, lr=1.0)
-    architecture = {"input_dim": input_dim, "hidden_dims": list(cfg.model.hidden_dims)}
+    module = build_module(cfg, n_inputs, lr=1.0)
+    architecture = {"input_dim": n_inputs, "hidden_dims": list(cfg.model.hidden_dims)}
     return save_initial_state(module, path, architecture, seed)
 
 
@@ -135,12 +135,7 @@ def describe_finder(finder: FinderResult) -> str:
     rules = ", ".join(
         f"{rule} {lr:.3g}" if lr else f"{rule} -" for rule, lr in finder.rules.items()
     )
-    text = f"{len(finder.lr)} steps in {finder.wall_s:.2f} s, {rules}"
-    if finder.stopped_early:
-        text += f"; stopped early after {len(finder.loss)} of {finder.num_training} steps (loss exploded)"
-    if finder.nonfinite_points:
-        text += f"; {finder.nonfinite_points} non-finite points skipped by the rules"
-    return text
+    return "; ".join([f"{len(finder.lr)} steps in {finder.wall_s:.2f} s, {rules}", *finder.flags()])
 
 
 def run_experiment(
@@ -197,7 +192,7 @@ def run_experiment(
         for spec in specs:
             # A folder left by this trial's interrupted attempt holds a partial curve: start clean.
             shutil.rmtree(Path(spec.log_dir) / spec.name, ignore_errors=True)
-        if specs and should_batch(cfg, len(specs), input_dim):
+        if specs and should_batch(cfg, len(specs), n_inputs):
             interrupt.check()
             for i, result in enumerate(run_batched(specs), 1):
                 record(result, i, len(specs), f" (batched, {result.step_us:.0f} us/trial-step)")
@@ -206,7 +201,15 @@ def run_experiment(
             interrupt.check()
             record(run_trial(spec), i, len(specs))
 
-    input_dim = RegressionDataModule(cfg.data, cfg.seed_list[0]).input_dim
+    n_inputs = input_dim(cfg.data)
+    if cfg.data.csv_path:
+        sha = file_sha256(cfg.data.csv_path)
+        if results.csv_sha256 and sha != results.csv_sha256:
+            raise DataError(
+                f"data.csv_path = {cfg.data.csv_path!r}: the file changed since the run started "
+                f"(sha256 {sha[:12]} != {results.csv_sha256[:12]})"
+            )
+        results.csv_sha256 = sha
     for seed in cfg.seed_list:
         folder = seed_dir(run_dir, seed)
         sha = prepare_initial_state(
@@ -219,6 +222,8 @@ def run_experiment(
             continue
         finder = next((f for f in results.finders if f.seed == seed), None)
         if finder is None:
+            # A finder run cut short by an interrupt may have logged its curve: start clean.
+            shutil.rmtree(folder / FINDER_RUN, ignore_errors=True)
             finder = run_finder(cfg, seed, folder / INIT_FILE, folder)
             for rule, s in apply_rules(
                 cfg.finder.rules, finder.lr, finder.loss, finder.suggestion, finder.suggestion_note
@@ -226,9 +231,9 @@ def run_experiment(
                 finder.rules[rule] = s.lr
                 if s.note:
                     finder.rule_notes[rule] = s.note
-            interrupt.check()  # a stop during the search: its curve may be cut short
             results.finders.append(finder)
             results.pending.remove(f"seed{seed}/finder")
+            interrupt.check()  # a stop during the search waits for it: the curve is whole
             progress(f"  finder: {describe_finder(finder)}")
         if not cfg.finder.verify:
             continue

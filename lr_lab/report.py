@@ -42,17 +42,16 @@ def _lr_text(row: dict[str, Any]) -> str:
 
 
 def _loss_text(row: dict[str, Any], n_seeds: int) -> str:
+    seeds = len(row["finals"])
+    if not seeds:
+        return "not trained" if row["lrs"] else "-"
     if row["diverged_seeds"]:
-        return (
-            f"diverged ({row['diverged_seeds']}/{len(row['finals'])} seeds)"
-            if n_seeds > 1
-            else "diverged"
-        )
-    if row["mean"] is None:
-        return "-"
+        return f"diverged ({row['diverged_seeds']}/{seeds} seeds)" if n_seeds > 1 else "diverged"
     text = _fmt(row["mean"])
     if n_seeds > 1 and row["spread"]:
         text += f" ({_fmt(row['spread'][0], 3)}..{_fmt(row['spread'][1], 3)})"
+    if seeds < n_seeds:
+        text += f" [{seeds}/{n_seeds} seeds]"
     return text
 
 
@@ -63,35 +62,40 @@ def format_table(results: RunResults) -> str:
     metric = comp["metric"].replace("_", " ")
     header = [
         "rank",
-        "learning rate",
+        "learning rate" + (" median (min..max)" if n_seeds > 1 else ""),
         "from",
         f"final {metric}" + (" mean (min..max)" if n_seeds > 1 else ""),
-        "vs best",
+        "vs best fixed",
         "verdict",
     ]
     lines = []
     for row in comp["rows"]:
+        ratio = row["ratio_to_best_fixed"]
         lines.append(
             [
                 str(row["rank"]) if row["rank"] else "-",
                 _lr_text(row) if row["lrs"] else "-",
                 "grid" if row["source"] == "grid" else f"rule {row['label']}",
                 _loss_text(row, n_seeds),
-                f"{row['ratio_to_best_fixed']:.3g}x"
-                if row["ratio_to_best_fixed"] is not None
-                else "-",
+                f"{ratio:.3g}x" if ratio is not None else "-",
                 row["verdict"] or "-",
             ]
         )
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+    notes = [
+        f"  {r['label']}: {r['note']}" for r in comp["rows"] if r["source"] == "rule" and r["note"]
+    ]
+    if notes:
+        notes.insert(0, "Rules without a suggestion:")
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines), *notes])
 
 
 def answer(results: RunResults) -> str:
     """One paragraph: best fixed LR, the finder's suggestion, how it did, and what to use."""
     comp = results.comparison
     metric = comp["metric"].replace("_", " ")
+    several = len(results.seeds) > 1
     parts = []
     best = comp["best_fixed"]
     if best:
@@ -101,24 +105,21 @@ def answer(results: RunResults) -> str:
     rules = comp.get("rules", {})
     if "lightning" in rules:
         light = rules["lightning"]
+        said = f"Lightning's LR finder suggested {_fmt(light['lr'], 3)}"
+        if several and light["lr"] is not None:
+            said += f" (median over seeds; {_fmt(light['lr_min'], 3)}..{_fmt(light['lr_max'], 3)})"
         if light["lr"] is None:
-            parts.append(
-                f"Lightning's LR finder gave no suggestion: {light['note'] or comp.get('suggestion_note')}."
-            )
+            parts.append(f"Lightning's LR finder gave no suggestion ({light['note']}).")
+        elif light["verdict"] == "not verified":
+            parts.append(f"{said}; it was not trained (finder.verify is off).")
         elif light["loss"] is None:
-            parts.append(
-                f"Lightning's LR finder suggested {_fmt(light['lr'], 3)}; trained from the same initial weights it diverged."
-            )
+            parts.append(f"{said}; trained from the same initial weights it diverged.")
         else:
-            ratio = (
-                f", {light['ratio_to_best']:.3g}x the best fixed loss"
-                if light["ratio_to_best"]
-                else ""
-            )
+            ratio = light["ratio_to_best"]
             parts.append(
-                f"Lightning's LR finder suggested {_fmt(light['lr'], 3)}; trained from the same initial "
-                f"weights and data order it reached {metric} {_fmt(light['loss'])}, rank {light['rank']} "
-                f"of {comp['n_ranked']}{ratio}."
+                f"{said}; trained from the same initial weights and data order it reached "
+                f"{metric} {_fmt(light['loss'])}, rank {light['rank']} of {comp['n_ranked']}"
+                + (f", {ratio:.3g}x the best fixed loss." if ratio else ".")
             )
     others = {k: v for k, v in rules.items() if k != "lightning" and v["loss"] is not None}
     if others:
@@ -132,7 +133,7 @@ def answer(results: RunResults) -> str:
         parts.append(
             f"Recommendation: LR {_fmt(rec['lr'], 3)} ({rec['source']}), the lowest {metric} observed."
         )
-    if len(results.seeds) > 1:
+    if several:
         parts.append(f"Losses are means over seeds {results.seeds}.")
     return " ".join(parts)
 
@@ -142,6 +143,7 @@ def _trials_by_name(results: RunResults) -> dict[str, TrialResult]:
 
 
 def _distinct_rows(results: RunResults) -> list[dict[str, Any]]:
+    """The rows that trained something, once per set of trials (rules may share one)."""
     seen, rows = set(), []
     for row in results.comparison["rows"]:
         key = tuple(row["trial_names"])
@@ -151,15 +153,10 @@ def _distinct_rows(results: RunResults) -> list[dict[str, Any]]:
     return rows
 
 
-def _row_label(row: dict[str, Any], results: RunResults) -> str:
+def _row_label(row: dict[str, Any]) -> str:
     if row["source"] == "grid":
         return f"lr={_fmt(row['lr'], 3)} ({row['verdict']})"
-    rules = [
-        r["label"]
-        for r in results.comparison["rows"]
-        if r["trial_names"] == row["trial_names"] and r["source"] == "rule"
-    ]
-    return f"{'+'.join(rules)} lr={_fmt(row['lr'], 3)} ({row['verdict']})"
+    return f"{'+'.join(row['group'])} lr={_fmt(row['lr'], 3)} ({row['verdict']})"
 
 
 def plot_loss_curves(results: RunResults, path: Path) -> Path:
@@ -189,9 +186,7 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
                 high.append(max(vals) if vals else math.nan)
             if not row["diverged_seeds"]:
                 healthy += [v for v in high if math.isfinite(v)]
-            ax.plot(
-                epochs, mean, style, color=color, marker="o", ms=3, label=_row_label(row, results)
-            )
+            ax.plot(epochs, mean, style, color=color, marker="o", ms=3, label=_row_label(row))
             if len(curves) > 1:
                 ax.fill_between(epochs, low, high, color=color, alpha=0.2)
             if row["diverged_seeds"]:
@@ -405,13 +400,7 @@ def write_report(results: RunResults, run_dir: Path) -> list[Path]:
                 + (f" ({finder.rule_notes[rule]})" if rule in finder.rule_notes else "")
                 for rule, lr in finder.rules.items()
             ]
-            flags = []
-            if finder.stopped_early:
-                flags.append(
-                    f"stopped early after {len(finder.loss)} of {finder.num_training} steps (loss exploded)"
-                )
-            if finder.nonfinite_points:
-                flags.append(f"{finder.nonfinite_points} non-finite points skipped")
+            flags = finder.flags()
             writer.add_text(
                 f"finder/seed{finder.seed}", "\n".join(lines + [f"- note: {f}" for f in flags])
             )

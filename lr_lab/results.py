@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,6 +67,17 @@ class FinderResult:
     init_sha256: str = ""
     wall_s: float = 0.0
 
+    def flags(self) -> list[str]:
+        """What the user should know about the curve: cut short, or holding non-finite points."""
+        flags = []
+        if self.stopped_early:
+            flags.append(
+                f"stopped early after {len(self.loss)} of {self.num_training} steps (loss exploded)"
+            )
+        if self.nonfinite_points:
+            flags.append(f"{self.nonfinite_points} non-finite points skipped by the rules")
+        return flags
+
 
 @dataclass
 class RunResults:
@@ -75,10 +87,10 @@ class RunResults:
     lr_lab_version: str = ""
     lightning_version: str = ""
     torch_version: str = ""
-    device: str = ""
     seeds: list[int] = field(default_factory=list)
     init_sha256: dict[str, str] = field(default_factory=dict)  # seed -> weights hash
     init_source: str = ""  # the --init checkpoint the run started from, if any
+    csv_sha256: str = ""  # the data.csv_path file the run read, if any
     metric: str = "val_loss"  # which final loss ranks the trials
     trials: list[TrialResult] = field(default_factory=list)
     finders: list[FinderResult] = field(default_factory=list)
@@ -111,13 +123,13 @@ def _finder_summary(results: RunResults) -> dict[str, Any]:
     first = results.finders[0]
     rules: dict[str, float | None] = {}
     for name in first.rules:
-        values = sorted(v for f in results.finders if (v := f.rules.get(name)) is not None)
-        rules[name] = values[len(values) // 2] if values else None
+        values = [v for f in results.finders if (v := f.rules.get(name)) is not None]
+        rules[name] = statistics.median_low(values) if values else None
     return {
         "suggestion": first.suggestion,
         "lr": first.lr,
         "loss": first.loss,
-        "rules": rules,  # rule -> suggested LR (median over seeds)
+        "rules": rules,  # rule -> suggested LR (the lower median over seeds)
         "lightning_version": first.lightning_version,
     }
 

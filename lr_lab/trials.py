@@ -160,6 +160,7 @@ class ChunkedTraining:
         """Step through the chunk; return per-step losses (steps, K) and batch sizes."""
         losses = torch.empty(len(chunk), self.n_trials, device=chunk[0][0].device)
         alive = torch.tensor([s is None for s in self.diverged_step], device=losses.device)
+        n_alive = int(sum(s is None for s in self.diverged_step))
         done = len(chunk)
         for i, (x, y) in enumerate(chunk):
             step_losses = self._train_step(x, y).detach()
@@ -170,13 +171,15 @@ class ChunkedTraining:
                 ~torch.isfinite(step_losses)
                 | (step_losses > self.divergence_factor * self.first_loss)
             )
-            if bool(bad.any()):
-                for k in torch.nonzero(bad).flatten().tolist():
+            if bool(bad.any()):  # the one host sync per step
+                newly = torch.nonzero(bad).flatten().tolist()
+                for k in newly:
                     self.diverged_step[k] = self.optimizer_steps
                 alive &= ~bad
+                n_alive -= len(newly)
                 self._on_diverged(bad)
             self.optimizer_steps += 1
-            if not bool(alive.any()):
+            if n_alive == 0:
                 self.trainer.should_stop = True
                 done = i + 1
                 break
@@ -206,7 +209,7 @@ class TrialModule(ChunkedTraining, RegressionModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Validation loss of one chunk, shape (1,)."""
-        return self._loss(batch).reshape(1)
+        return super().validation_step(batch, batch_idx).reshape(1)
 
 
 class LossRecorder(L.Callback):
@@ -275,8 +278,11 @@ class LossRecorder(L.Callback):
         if trainer.sanity_checking or not self._val_losses:
             return
         means = _weighted_mean(torch.stack(self._val_losses), self._val_sizes).tolist()
+        epoch_start = self.step - sum(len(chunk) for chunk in self._epoch_losses)
         for k, value in enumerate(means):
-            self.val_loss[k].append(value)
+            stop = pl_module.diverged_step[k]
+            if stop is None or stop >= epoch_start:  # a copy frozen earlier has no more epochs
+                self.val_loss[k].append(value)
         self._val_losses, self._val_sizes = [], []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -285,8 +291,12 @@ class LossRecorder(L.Callback):
             return
         diverged_step = pl_module.diverged_step
         per_step = torch.cat(self._epoch_losses)  # (steps, trials)
-        means = _weighted_mean(per_step, self._epoch_sizes).tolist()
         first_step = self.step - len(per_step)
+        # A frozen copy's losses after its divergence step are not part of its run.
+        index = torch.arange(first_step, self.step, device=per_step.device).unsqueeze(1)
+        end = [self.step if d is None else d for d in diverged_step]
+        mask = index <= torch.tensor(end, device=per_step.device)
+        means = _weighted_mean(per_step, self._epoch_sizes, mask=mask).tolist()
         keep = [i for i in range(len(per_step)) if (first_step + i) % self.stride == 0]
         rows = per_step[keep].tolist() if keep else []
         last = self.step - 1
@@ -327,10 +337,16 @@ class EpochProgress(L.Callback):
             sys.stderr.flush()
 
 
-def _weighted_mean(stacked: Tensor, sizes: list[int]) -> Tensor:
-    """Sample-weighted mean over batches of per-batch mean losses (batches, trials), per trial."""
+def _weighted_mean(stacked: Tensor, sizes: list[int], mask: Tensor | None = None) -> Tensor:
+    """Sample-weighted mean over batches of per-batch mean losses (batches, trials), per trial.
+
+    Batches where ``mask`` (batches, trials) is False are left out of that trial's mean.
+    """
     weights = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device).unsqueeze(1)
-    return (stacked * weights).sum(0) / weights.sum()
+    if mask is not None:
+        weights = weights * mask
+        stacked = torch.where(mask, stacked, torch.zeros_like(stacked))
+    return (stacked * weights).sum(0) / weights.sum(0)
 
 
 def module_kwargs(cfg: ExperimentConfig, input_dim: int, lr: float) -> dict[str, Any]:
@@ -399,7 +415,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     )
     init_sha = load_initial_state(Path(spec.init_path), module)
     logger = TensorBoardLogger(spec.log_dir, name="", version=spec.name, default_hp_metric=False)
-    return fit_trials([spec], module, datamodule, [logger], init_sha, trainer_logger=logger)[0]
+    return fit_trials([spec], module, datamodule, [logger], init_sha)[0]
 
 
 def fit_trials(
@@ -408,7 +424,6 @@ def fit_trials(
     datamodule: RegressionDataModule,
     loggers: list[TensorBoardLogger],
     init_sha: str,
-    trainer_logger: TensorBoardLogger | bool = False,
 ) -> list[TrialResult]:
     """Fit ``module`` (one trial, or one stacked copy per spec) and return one result per spec.
 
@@ -418,7 +433,6 @@ def fit_trials(
         datamodule: The seed's data.
         loggers: One TensorBoard logger per spec.
         init_sha: The sha256 of the weights every copy started from.
-        trainer_logger: The logger Lightning itself gets (the trial's own, or none).
 
     Returns:
         The results; a shared wall time is split evenly between the specs.
@@ -429,7 +443,7 @@ def fit_trials(
     trainer = make_trainer(
         cfg,
         root_dir=Path(specs[0].log_dir),
-        logger=trainer_logger,
+        logger=False,  # the recorder writes each trial's run itself
         callbacks=[recorder, EpochProgress(label)],
         has_val=datamodule.has_val,
         max_epochs=cfg.trials.max_epochs,

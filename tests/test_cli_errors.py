@@ -86,8 +86,8 @@ CASES = {
     ),
     "min_lr zero": (["--finder.min_lr", "0"], "finder.min_lr = 0.0: must be finite and > 0"),
     "num_training too small": (
-        ["--finder.num_training", "12"],
-        "finder.num_training = 12: must be >= 13",
+        ["--finder.num_training", "13"],
+        "finder.num_training = 13: must be >= 14",
     ),
     "hidden width": (["--model.hidden_dims", "[0]"], "model.hidden_dims[0] = 0"),
     "momentum range": (["--optimizer.momentum", "1.5"], "optimizer.momentum = 1.5"),

@@ -39,11 +39,11 @@ def test_ranking_rules_and_recommendation():
     assert ranks == {
         "0.1": 2,
         "0.001": 3,
-        "1": 5,
+        "1": None,
         "lightning": 4,
         "valley": 1,
         "steep_log": 1,
-        "minimum_div10": 0,
+        "minimum_div10": None,
     }
     verdicts = {t.name: t.verdict for t in results.trials}
     assert verdicts == {
@@ -53,7 +53,7 @@ def test_ranking_rules_and_recommendation():
         "check": "best",
         "check2": "slow",
     }
-    assert comp["n_ranked"] == 5
+    assert comp["n_ranked"] == 4  # the diverged LR and the missing rule are not ranked
 
 
 def test_diverged_seed_ranks_row_last_and_validation_is_preferred():
@@ -71,5 +71,26 @@ def test_diverged_seed_ranks_row_last_and_validation_is_preferred():
     rows = {r["label"]: r for r in comp["rows"]}
     assert rows["0.01"]["rank"] == 1 and rows["0.01"]["mean"] == pytest.approx(1.7)
     assert rows["0.01"]["spread"] == pytest.approx([1.6, 1.8])
-    assert rows["0.1"]["rank"] == 2 and rows["0.1"]["diverged_seeds"] == 1
+    assert rows["0.1"]["rank"] is None and rows["0.1"]["diverged_seeds"] == 1
     assert rows["0.1"]["verdict"] == "diverged"
+
+
+def test_unverified_suggestions_are_still_reported():
+    results = RunResults(
+        seeds=[0, 1],
+        trials=[trial("lr=0.1", 0.1, [1.0, 0.5], seed=s) for s in (0, 1)],
+        finders=[
+            FinderResult(seed=0, rules={"lightning": 1e-5, "valley": 0.02}),
+            FinderResult(
+                seed=1, rules={"lightning": 3e-5, "valley": None}, rule_notes={"valley": "flat"}
+            ),
+        ],
+    )
+    comp = compare(results, ["lightning", "valley"])
+    light = comp["rules"]["lightning"]
+    # The lower median: always a value some seed actually suggested.
+    assert (light["lr"], light["lr_min"], light["lr_max"]) == (1e-5, 1e-5, 3e-5)
+    assert light["verdict"] == "not verified" and light["rank"] is None
+    assert comp["suggested_lr"] == 1e-5
+    valley = comp["rules"]["valley"]
+    assert valley["lr"] == 0.02 and valley["seeds"] == 1 and valley["note"] == "seed 1: flat"

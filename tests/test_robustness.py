@@ -210,3 +210,14 @@ def test_interrupted_batched_trials_resume(tmp_path, monkeypatch, straight_run):
     assert [(r["label"], r["rank"], r["verdict"]) for r in resumed["comparison"]["rows"]] == [
         (r["label"], r["rank"], r["verdict"]) for r in straight_run["comparison"]["rows"]
     ]
+
+
+def test_resume_of_a_complete_run_changes_nothing(tmp_path):
+    from tests.test_cli_errors import snapshot
+
+    run_cli([*TINY_ARGS, "--out", str(tmp_path)])
+    run_dir = only_run_dir(tmp_path)
+    before = snapshot(run_dir)
+    code, printed = run_cli(["--resume", str(run_dir)])
+    assert code == 0 and "Best fixed LR" in printed
+    assert snapshot(run_dir) == before
