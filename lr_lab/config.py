@@ -195,6 +195,16 @@ def check_config(cfg: ExperimentConfig, n_rows: int | None = None) -> list[str]:
     dupes = sorted({lr for lr in t.lrs if t.lrs.count(lr) > 1})
     if dupes:
         bad("trials.lrs", t.lrs, f"duplicate learning rates {dupes}")
+    by_name: dict[str, set[float]] = {}
+    for lr in t.lrs:
+        by_name.setdefault(f"{lr:.3g}", set()).add(lr)
+    for name, same in by_name.items():
+        if len(same) > 1:
+            bad(
+                "trials.lrs",
+                sorted(same),
+                f"these name the same trial (lr={name}); make them differ within 3 significant digits",
+            )
     if t.max_epochs < 1:
         bad("trials.max_epochs", t.max_epochs, "must be a positive integer")
     if not (math.isfinite(t.divergence_factor) and t.divergence_factor > 1):

@@ -66,6 +66,10 @@ CASES = {
     "zero lr": (["--trials.lrs", "[0.0]"], "trials.lrs[0] = 0.0"),
     "no lrs": (["--trials.lrs", "[]"], "trials.lrs = []"),
     "duplicate lrs": (["--trials.lrs", "[0.1, 0.1]"], "duplicate learning rates [0.1]"),
+    "lrs naming one trial": (
+        ["--trials.lrs", "[0.01, 0.0100001]"],
+        "these name the same trial (lr=0.01)",
+    ),
     "zero epochs": (
         ["--trials.max_epochs", "0"],
         "trials.max_epochs = 0: must be a positive integer",
