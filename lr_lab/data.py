@@ -7,6 +7,7 @@ Batches are cut from whole tensors with one index gather each, with no per-sampl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -56,6 +57,10 @@ def make_synthetic(cfg: DataConfig, generator: torch.Generator) -> tuple[Tensor,
 def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
     """Read a numeric CSV with a header row; the last column is the target.
 
+    A file is parsed once per process while it stays unchanged (every trial and the finder of a
+    run read the same file; parsing a large CSV costs seconds). Callers must not modify the
+    returned tensors in place.
+
     Args:
         path: The CSV file.
 
@@ -66,9 +71,16 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
         DataError: The file is missing, empty, not numeric, or has fewer than two columns.
     """
     path = Path(path)
-    where = f"data.csv_path = {str(path)!r}"
     if not path.is_file():
-        raise DataError(f"{where}: file not found")
+        raise DataError(f"data.csv_path = {str(path)!r}: file not found")
+    stat = path.stat()
+    return _parse_csv(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_csv(path_text: str, mtime_ns: int, size: int) -> tuple[Tensor, Tensor]:
+    path = Path(path_text)
+    where = f"data.csv_path = {path_text!r}"
     try:
         with path.open(encoding="utf-8") as fh:
             header = fh.readline()
