@@ -125,7 +125,7 @@ class TensorBatches:
 
     With ``shuffle`` each pass draws a new permutation from a generator seeded once at
     construction, so a fresh instance always yields the same sequence of epochs. With
-    ``steps_per_call`` > 1 it yields lists of that many consecutive mini-batches (the same
+    ``steps_per_call`` set it yields lists of that many consecutive mini-batches (the same
     mini-batches, in the same order), for modules that take several optimizer steps per call.
     """
 
@@ -136,19 +136,14 @@ class TensorBatches:
         batch_size: int,
         shuffle: bool,
         seed: int = 0,
-        steps_per_call: int = 1,
+        steps_per_call: int | None = None,
     ):
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
         self.steps_per_call = steps_per_call
         self._generator = torch.Generator().manual_seed(seed)
 
-    @property
-    def n_batches(self) -> int:
-        """Mini-batches per pass."""
-        return math.ceil(len(self.x) / self.batch_size)
-
     def __len__(self) -> int:
-        return math.ceil(self.n_batches / self.steps_per_call)
+        return math.ceil(math.ceil(len(self.x) / self.batch_size) / (self.steps_per_call or 1))
 
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         if not self.shuffle:
@@ -158,7 +153,7 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[Any]:
         batches = self._batches()
-        if self.steps_per_call == 1:
+        if self.steps_per_call is None:
             return batches
         return iter(lambda: list(itertools.islice(batches, self.steps_per_call)), [])
 
@@ -175,7 +170,7 @@ class RegressionDataModule(L.LightningDataModule):
         steps_per_call: Mini-batches per training item (see :class:`TensorBatches`).
     """
 
-    def __init__(self, cfg: DataConfig, seed: int, steps_per_call: int = 1):
+    def __init__(self, cfg: DataConfig, seed: int, steps_per_call: int | None = None):
         super().__init__()
         self.cfg, self.seed, self.steps_per_call = cfg, seed, steps_per_call
         generator = torch.Generator().manual_seed(seed)

@@ -57,7 +57,6 @@ def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path)
         trainer = make_trainer(
             cfg,
             root_dir=scratch,
-            logger=False,
             callbacks=[],
             has_val=False,
             max_epochs=-1,

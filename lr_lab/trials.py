@@ -85,7 +85,6 @@ def make_trainer(
     cfg: ExperimentConfig,
     *,
     root_dir: Path,
-    logger: TensorBoardLogger | bool,
     callbacks: list[L.Callback],
     has_val: bool,
     max_epochs: int,
@@ -96,7 +95,6 @@ def make_trainer(
     Args:
         cfg: The experiment config (accelerator and devices come from ``cfg.trainer``).
         root_dir: Lightning's ``default_root_dir``.
-        logger: The trial's TensorBoard logger, or ``False``.
         callbacks: Callbacks such as the :class:`LossRecorder`.
         has_val: Whether to run validation each epoch.
         max_epochs: Epoch limit.
@@ -110,7 +108,7 @@ def make_trainer(
         devices=cfg.trainer.devices,
         max_epochs=max_epochs,
         max_steps=max_steps,
-        logger=logger,
+        logger=False,  # the LossRecorder writes each trial's TensorBoard run itself
         callbacks=callbacks,
         default_root_dir=root_dir,
         enable_progress_bar=False,
@@ -118,8 +116,6 @@ def make_trainer(
         enable_checkpointing=False,
         num_sanity_val_steps=0,
         limit_val_batches=1.0 if has_val else 0,
-        # The recorder writes to TensorBoard itself; Lightning's own logging stays idle.
-        log_every_n_steps=1_000_000,
     )
 
 
@@ -443,7 +439,6 @@ def fit_trials(
     trainer = make_trainer(
         cfg,
         root_dir=Path(specs[0].log_dir),
-        logger=False,  # the recorder writes each trial's run itself
         callbacks=[recorder, EpochProgress(label)],
         has_val=datamodule.has_val,
         max_epochs=cfg.trials.max_epochs,

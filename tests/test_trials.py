@@ -88,6 +88,24 @@ def test_full_batch_sgd_on_csv_matches_plain_pytorch(tmp_path):
         )
 
 
+def test_steps_per_call_changes_speed_not_results(tmp_path, monkeypatch):
+    import lr_lab.trials
+
+    cfg = tiny_config()
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "a", 0), None, None)
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "b", 0), None, None)
+    chunked = [run_trial(s) for s in fixed_specs(cfg, 0, tmp_path / "a")]
+    monkeypatch.setattr(lr_lab.trials, "STEPS_PER_CALL", 1)  # one mini-batch per training_step
+    single = [run_trial(s) for s in fixed_specs(cfg, 0, tmp_path / "b")]
+    for a, b in zip(chunked, single, strict=True):
+        assert (a.train_loss, a.val_loss, a.diverged_step, a.steps) == (
+            b.train_loss,
+            b.val_loss,
+            b.diverged_step,
+            b.steps,
+        )
+
+
 def test_trial_specs_and_results_pickle(tmp_path):
     # Trials can be shipped to worker processes: spec in, result out, both plain data.
     import pickle
