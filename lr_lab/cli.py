@@ -23,11 +23,10 @@ from argparse import ArgumentError
 from pathlib import Path
 
 import yaml
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace, set_parsing_settings
 
 from lr_lab import interrupt
 from lr_lab.config import ExperimentConfig, check_config
-from lr_lab.data import DataError, input_dim, load_csv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
@@ -41,6 +40,8 @@ class UsageError(Exception):
 
 def build_parser() -> ArgumentParser:
     """The parser: every field of :class:`ExperimentConfig` as a dotted option, plus run options."""
+    # The field docstrings in config.py become the --help text.
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
     parser = ArgumentParser(
         prog="lr-lab",
         description="Train a small regression net at several fixed learning rates from one initial "
@@ -140,6 +141,8 @@ def parse_config(
         cfg = ExperimentConfig(**{k: cfg[k] for k in values})
     except Exception as err:  # jsonargparse re-raises construction errors in several types
         raise UsageError("\n".join([*problems, " ".join(str(err).split())])) from None
+    from lr_lab.data import DataError, load_csv  # imports Lightning: after --help is answered
+
     n_rows = None
     if cfg.data.csv_path:
         # Absolute, so that config.yaml (and --resume) work from any folder.
@@ -269,6 +272,7 @@ def _prepare(argv: list[str]) -> tuple[ExperimentConfig, Namespace, ArgumentPars
         argv = ["--config", str(run_dir / "config.yaml")]
     cfg, ns = parse_config(argv, parser)
     if ns.init:
+        from lr_lab.data import input_dim
         from lr_lab.initial_state import InitStateError, check_fits, read_initial_state
         from lr_lab.trials import build_module
 
@@ -314,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
     # Heavy imports only once the input is known to be good.
+    from lr_lab.data import DataError
     from lr_lab.experiment import new_results, run_experiment
     from lr_lab.initial_state import InitStateError
     from lr_lab.report import answer, format_table, write_report

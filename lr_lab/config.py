@@ -48,9 +48,11 @@ class OptimizerConfig:
     """The optimizer every trial and the finder use; only the learning rate differs."""
 
     name: Literal["sgd", "adam"] = "sgd"
+    """The optimizer: torch.optim.SGD or torch.optim.Adam."""
     momentum: float = 0.0
     """SGD momentum (0 = plain SGD)."""
     weight_decay: float = 0.0
+    """L2 penalty added to the gradient."""
 
 
 @dataclass
@@ -60,10 +62,11 @@ class TrialsConfig:
     lrs: list[float] = field(default_factory=lambda: [0.01, 0.5, 0.0001])
     """Learning rates to train at, each from the same initial checkpoint."""
     max_epochs: int = 10
+    """Epochs per trial."""
     divergence_factor: float = 1000.0
     """A trial has diverged when its loss is non-finite or above this factor times its first loss."""
     batched: bool | None = None
-    """Train all fixed LRs of a seed at once in one stacked module; null = automatic."""
+    """Train a seed's trials at once in one stacked module; null = automatic (4+ trials)."""
 
 
 @dataclass
@@ -71,11 +74,15 @@ class FinderConfig:
     """Lightning's LR range test (``Tuner.lr_find``)."""
 
     enabled: bool = True
+    """Run the finder (and verify its suggestions)."""
     min_lr: float = 1e-6
+    """Smallest learning rate the finder tries."""
     max_lr: float = 1.0
+    """Largest learning rate the finder tries."""
     num_training: int = 100
     """Number of steps (learning rates) the finder tries."""
     mode: Literal["exponential", "linear"] = "exponential"
+    """How the finder's learning rate grows from min_lr to max_lr."""
     early_stop_threshold: float | None = 4.0
     """Stop when the smoothed loss exceeds this times the best loss; null = never stop early."""
     rules: list[Rule] = field(default_factory=lambda: list(RULE_NAMES))
@@ -89,7 +96,9 @@ class TrainerConfig:
     """Passed through to ``lightning.Trainer``."""
 
     accelerator: str = "auto"
+    """"cpu", "gpu", "auto", ... as lightning.Trainer takes it."""
     devices: int | str = 1
+    """Devices per trial, as lightning.Trainer takes it."""
 
 
 @dataclass
