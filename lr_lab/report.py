@@ -7,6 +7,7 @@ so what is printed, plotted and logged always agrees with ``results.json``.
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -232,24 +233,27 @@ def _mark_rules(ax: Any, results: RunResults) -> None:
 
 
 def _draw_finder(ax: Any, results: RunResults) -> None:
-    for finder in results.finders:
+    """Each seed's finder curve (finite points), and a y-range that an explosion cannot squash."""
+    several = len(results.finders) > 1
+    finite = []
+    for i, finder in enumerate(results.finders):
         pts = [(lr, loss) for lr, loss in zip(finder.lr, finder.loss) if math.isfinite(loss)]
+        finite += [loss for _, loss in pts]
         if pts:
-            ax.plot(
-                *zip(*pts),
-                color="0.35",
-                lw=1.2,
-                alpha=0.9,
-                label=f"finder curve (seed {finder.seed})"
-                if len(results.finders) > 1
-                else "finder curve (smoothed loss)",
+            label = (
+                f"finder curve (seed {finder.seed})" if several else "finder curve (smoothed loss)"
             )
+            ax.plot(*zip(*pts), color=str(0.2 + 0.2 * (i % 3)), lw=1.2, label=label)
     ax.set_xscale("log")
+    if finite:
+        # The end of a curve can shoot up by orders of magnitude; it leaves through the top.
+        low, typical = min(finite), statistics.median(finite)
+        ax.set_ylim(low - 0.1 * (typical - low), min(max(finite), 2 * typical) * 1.05)
 
 
 def plot_lr_finder(results: RunResults, path: Path) -> Path:
     """The finder's curve, each rule's suggestion, and the trial LRs marked with their results."""
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     _draw_finder(ax, results)
     _mark_rules(ax, results)
     ax.set_xlabel("learning rate (log scale)")
@@ -261,18 +265,18 @@ def plot_lr_finder(results: RunResults, path: Path) -> Path:
         color = VERDICT_COLORS.get(row["verdict"], "0.2")
         ax.axvline(row["lr"], color=color, lw=4, alpha=0.25)
         ax.annotate(
-            f"lr {_fmt(row['lr'], 3)}\n{_loss_text(row, len(results.seeds))}\n{row['verdict']}",
+            f" {_loss_text(row, 1)}" + ("" if row["diverged_seeds"] else f"  {row['verdict']}"),
             xy=(row["lr"], 0.02),
             xycoords=("data", "axes fraction"),
             fontsize=7,
             color=color,
-            ha="center",
+            rotation=90,
+            ha="right",
+            va="bottom",
         )
-    lows = [v for f in results.finders for v in f.loss if math.isfinite(v)]
-    if lows:
-        ax.set_ylim(bottom=min(lows) * 0.8 if min(lows) > 0 else None)
     ax.set_title(
-        f"LR finder (Lightning {results.lightning_version}) with the fixed-LR trials (shaded: trial LR, final {metric} below)",
+        f"LR finder (Lightning {results.lightning_version}) and the fixed-LR trials "
+        f"(bands: trial LRs, with their final {metric} and verdict)",
         fontsize=9,
     )
     ax.legend(fontsize=8, loc="upper left")
@@ -336,7 +340,7 @@ def plot_lr_sweep(results: RunResults, path: Path) -> Path:
     ax2 = ax.twinx()
     _draw_finder(ax2, results)
     for line in ax2.get_lines():
-        line.set_color("0.7")
+        line.set_alpha(0.45)
     ax2.set_ylabel("LR finder loss (smoothed, grey curve)", color="0.5")
     ax.set_zorder(ax2.get_zorder() + 1)  # trials in front of the finder's curve
     ax.patch.set_visible(False)
