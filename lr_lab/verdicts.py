@@ -5,8 +5,9 @@ The rules, in the order they are tried (the README states them too):
 - ``diverged``: the loss became non-finite or exceeded ``divergence_factor`` times the first
   step's loss at some step (the trial was stopped there).
 - ``unstable``: the final loss is more than 1.5x the lowest loss of the run (it rose markedly),
-  or the loss went up by more than 5% between at least a third of consecutive epochs (it
-  oscillates; needs 3 or more epochs).
+  or it oscillates: in at least a third of consecutive epochs the loss went up by more than 5% of
+  itself and by more than 5% of the run's whole range (max - min; needs 3 or more epochs). The
+  second bound keeps the jitter of a converged run at its noise floor from counting.
 - ``best``: the lowest final loss of all trials compared (rank 1).
 - ``slow``: the final loss is more than 2x the best, and the loss fell in each of the last
   (up to) 3 epochs: it is still learning, just too slowly.
@@ -23,6 +24,7 @@ VERDICTS = ("best", "good", "slow", "poor", "unstable", "diverged")
 ROSE_FACTOR = 1.5
 OSCILLATION_JUMP = 1.05
 OSCILLATION_SHARE = 1 / 3
+OSCILLATION_RANGE = 0.05
 FAR_FACTOR = 2.0
 FALLING_EPOCHS = 3
 
@@ -36,7 +38,8 @@ def is_unstable(history: Sequence[float]) -> bool:
         return True
     if len(values) < 3:
         return False
-    jumps = sum(b > OSCILLATION_JUMP * a for a, b in zip(values, values[1:]))
+    floor = OSCILLATION_RANGE * (max(values) - min(values))
+    jumps = sum(b > OSCILLATION_JUMP * a and b - a > floor for a, b in zip(values, values[1:]))
     return jumps >= OSCILLATION_SHARE * (len(values) - 1)
 
 

@@ -123,6 +123,15 @@ def test_is_unstable_oscillation_jump_boundary(jump, expected):
     assert is_unstable(with_jumps(6, 3, jump)) is expected
 
 
+def test_jitter_at_the_noise_floor_is_not_oscillation():
+    # Converged from 2.5 to ~0.012, then +-8% jitter: big relative rises, tiny against the range.
+    history = [2.5, 0.4, 0.05, 0.013, 0.012, 0.013, 0.012, 0.013, 0.012, 0.013]
+    assert not is_unstable(history)
+    assert verdict(history, False, final=0.013, best=0.012) == "good"
+    # The same jitter on a run that never got anywhere is oscillation.
+    assert is_unstable([0.013, 0.012, 0.013, 0.012, 0.013, 0.012, 0.013])
+
+
 def test_is_unstable_oscillation_with_flat_transitions():
     # Equal consecutive losses are no jump.
     assert not is_unstable([1.0, 1.0, 1.0, 1.0])
