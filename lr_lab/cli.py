@@ -94,7 +94,10 @@ def _one_line(err: Exception, parser: ArgumentParser) -> str:
     if m := re.search(r"Key '([\w.]+)' is not expected", text):
         return f"{m.group(1)}: unknown key{_did_you_mean(m.group(1), parser)}"
     if m := re.search(r"[Uu]nrecognized arguments: (\S+)", text):
-        key = m.group(1).lstrip("-").split("=")[0]
+        token = m.group(1)
+        if not token.startswith("--"):
+            return f"unexpected argument {token!r} (options look like --key value)"
+        key = token[2:].split("=")[0]
         return f"--{key}: unknown option{_did_you_mean(key, parser)}"
     if m := re.search(r'Parser key "config": (.*)', text):
         return f"--config: {m.group(1)}"
@@ -164,9 +167,10 @@ MAX_PARSE_ERRORS = 20
 def _parse_collecting(parser: ArgumentParser, argv: list[str]) -> tuple[Namespace, list[str]]:
     """Parse, collecting every type error and unknown option instead of stopping at the first.
 
-    jsonargparse reports one error at a time; after each, the offending command-line option is
-    dropped (its key falls back to the config file or default) and parsing is tried again. A bad
-    key or value inside a YAML file cannot be stepped over: parsing stops there.
+    Unknown options are found first, against the parser's keys. jsonargparse then reports one
+    type error at a time; after each, the offending command-line option is dropped (its key falls
+    back to the config file or default) and parsing is tried again. A bad key or value inside a
+    YAML file cannot be stepped over: parsing stops there.
 
     Returns:
         The namespace (with bad values replaced by defaults) and the problems found.
@@ -176,27 +180,26 @@ def _parse_collecting(parser: ArgumentParser, argv: list[str]) -> tuple[Namespac
     """
     args, problems = list(argv), []
     keys = set(_known_keys(parser))
+    for token in argv:
+        option = token.split("=")[0]
+        if option.startswith("--") and option[2:] not in keys:
+            problems.append(f"{option}: unknown option{_did_you_mean(option[2:], parser)}")
+            args = _drop_option(args, option)
     for _ in range(MAX_PARSE_ERRORS):
         try:
             return parser.parse_args(args), problems
         except (ArgumentError, ValueError, TypeError) as err:
             problems.append(_one_line(err, parser))
             text = " ".join(str(err).split())
-            if m := re.search(r"[Uu]nrecognized arguments: (.*)", text):
-                options = [tok.split("=")[0] for tok in m.group(1).split() if tok.startswith("--")]
-                if not options:
-                    break
-                problems.pop()  # one line per unknown option instead
-                for option in options:
-                    problems.append(f"{option}: unknown option{_did_you_mean(option[2:], parser)}")
-                    args = _drop_option(args, option)
-            elif (m := re.search(r'Parser key "([\w.]+)":', text)) and m.group(1) in keys:
-                option = f"--{m.group(1)}"
-                if not any(a == option or a.startswith(option + "=") for a in args):
-                    break  # the bad value came from a config file
-                args = _drop_option(args, option)
-            else:
-                break
+            if stray := re.search(r"[Uu]nrecognized arguments: (.*)", text):
+                tokens = stray.group(1).split()
+                args = [a for a in args if a not in tokens]
+                continue
+            m = re.search(r'Parser key "([\w.]+)":', text)
+            option = f"--{m.group(1)}" if m else ""
+            if not m or not any(a == option or a.startswith(option + "=") for a in args):
+                break  # not a command-line value (e.g. inside a config file): stop here
+            args = _drop_option(args, option)
     raise UsageError("\n".join(problems))
 
 
@@ -301,7 +304,7 @@ def _drop_option(argv: list[str], name: str) -> list[str]:
         if skip:
             skip = False
         elif arg == name:
-            skip = i + 1 < len(argv)
+            skip = i + 1 < len(argv) and not argv[i + 1].startswith("--")
         elif not arg.startswith(name + "="):
             out.append(arg)
     return out

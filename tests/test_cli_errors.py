@@ -185,10 +185,21 @@ def test_type_errors_and_value_errors_are_all_reported(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [
-        "lr-lab: error: data.n_samples = abc: expected an integer",
-        "lr-lab: error: optimizer.name = adamw: expected one of ['sgd', 'adam']",
         "lr-lab: error: --trials.lr: unknown option (did you mean trials.lrs?)",
         "lr-lab: error: --bogus: unknown option",
+        "lr-lab: error: data.n_samples = abc: expected an integer",
+        "lr-lab: error: optimizer.name = adamw: expected one of ['sgd', 'adam']",
+        "lr-lab: error: trials.max_epochs = 0: must be a positive integer",
+    ]
+
+
+def test_an_option_without_a_value_does_not_swallow_the_next(tmp_path, capsys):
+    code = main(["--verify", "--trials.max_epochs", "0", "stray", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [
+        "lr-lab: error: --verify: unknown option (did you mean finder.verify?)",
+        "lr-lab: error: unexpected argument 'stray' (options look like --key value)",
         "lr-lab: error: trials.max_epochs = 0: must be a positive integer",
     ]
     assert list(tmp_path.iterdir()) == []
