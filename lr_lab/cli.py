@@ -358,8 +358,9 @@ def main(argv: list[str] | None = None) -> int:
                     results=results,
                     progress=lambda line: print(line, flush=True),
                 )
+                interrupt.check()
+                # Complete: a Ctrl-C from here on is too late to lose anything; ignore it.
                 pngs = write_report(results, run_dir)
-            interrupt.check()
         except BaseException as err:
             # However a stop surfaced (our Interrupted, Lightning's SIGTERMException, ...).
             signum = interrupt.requested()

@@ -4,8 +4,9 @@ Fixed trials are grouped by learning rate across seeds. Each finder rule is one 
 seed, that seed's suggestion and the trial trained at it; a rule's LR is the median (the lower
 middle value, so always an LR that was suggested and trained) of its per-seed suggestions. Rows
 are ranked by their mean final loss over seeds (validation loss when there is validation, else
-training loss). A row with a diverged seed, or whose suggestions were not trained, gets no rank.
-Two rules that chose the same LRs are the same trials, and share one rank.
+training loss). A row with a diverged seed, whose suggestions were not trained, or that covers
+only some of the seeds (a rule without a suggestion for the others), gets no rank: its mean is
+not comparable. Two rules that chose the same LRs are the same trials, and share one rank.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class Row:
     def lr(self) -> float | None:
         """The row's learning rate (for a rule: the median of its per-seed suggestions)."""
         return statistics.median_low(self.lrs) if self.lrs else None
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the row has a mean over every seed (and so can be ranked)."""
+        return self.mean is not None and len(self.finals) == self.n_seeds
 
     @property
     def diverged_seeds(self) -> int:
@@ -114,7 +120,14 @@ def _recommendation(same: list[Row]) -> dict[str, Any] | None:
         return None
     rules = [r.label for r in same if r.source == "rule"]
     source = "grid" if len(rules) < len(same) else "rule " + "+".join(rules)
-    return {"lr": same[0].lr, "loss": same[0].mean, "source": source}
+    lrs = same[0].lrs
+    return {
+        "lr": same[0].lr,
+        "lr_min": min(lrs),
+        "lr_max": max(lrs),
+        "loss": same[0].mean,
+        "source": source,
+    }
 
 
 def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
@@ -145,14 +158,17 @@ def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
     for row in rows:
         if row.trial_names:
             groups.setdefault(tuple(row.trial_names), []).append(row)
-    ranked_means = sorted({r[0].mean for r in groups.values() if r[0].mean is not None})
-    fixed_rows = [r for r in rows if r.source == "grid" and r.mean is not None]
+    ranked_means = sorted({r[0].mean for r in groups.values() if r[0].comparable})
+    fixed_rows = [r for r in rows if r.source == "grid" and r.comparable]
     best_fixed = min(fixed_rows, key=lambda r: r.mean) if fixed_rows else None
     best_mean = ranked_means[0] if ranked_means else None
     for row in rows:
         row.group = [r.label for r in groups.get(tuple(row.trial_names), [row])]
         if not row.trial_names:
             row.verdict = "not verified" if row.lrs else "no suggestion"
+            continue
+        if row.mean is not None and not row.comparable:
+            row.verdict = f"partial ({len(row.trial_names)}/{row.n_seeds} seeds)"
             continue
         if row.mean is not None:
             # Rank among distinct sets of trials: equal means are one set (shared by rules).
@@ -187,7 +203,9 @@ def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
                 "lr": r["lr"],
                 "lr_min": r["lr_min"],
                 "lr_max": r["lr_max"],
-                "seeds": len(r["lrs"]),
+                "seeds": len(r["lrs"]),  # seeds with a suggestion
+                "trained": len(r["trial_names"]),
+                "diverged_seeds": r["diverged_seeds"],
                 "loss": r["mean"],
                 "rank": r["rank"],
                 "ratio_to_best": r["ratio_to_best_fixed"],

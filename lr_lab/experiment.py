@@ -175,6 +175,16 @@ def run_experiment(
         ]
     write_results(run_dir, results)
 
+    n_inputs = input_dim(cfg.data)
+    if cfg.data.csv_path:
+        sha = file_sha256(cfg.data.csv_path)
+        if results.csv_sha256 and sha != results.csv_sha256:
+            raise DataError(
+                f"data.csv_path = {cfg.data.csv_path!r}: the file changed since the run started "
+                f"(sha256 {sha[:12]} != {results.csv_sha256[:12]})"
+            )
+        results.csv_sha256 = sha
+
     def record(result: TrialResult, index: int, total: int, note: str = "") -> None:
         results.trials.append(result)
         results.pending.remove(f"seed{result.seed}/{result.name}")
@@ -188,11 +198,13 @@ def run_experiment(
             f"  [{index}/{total}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"
         )
 
-    def run(specs: list[TrialSpec]) -> None:
+    def run(planned: list[TrialSpec]) -> None:
+        specs = [s for s in planned if (s.seed, s.name) not in done]
         for spec in specs:
             # A folder left by this trial's interrupted attempt holds a partial curve: start clean.
             shutil.rmtree(Path(spec.log_dir) / spec.name, ignore_errors=True)
-        if specs and should_batch(cfg, len(specs), n_inputs):
+        # Decided on all the planned trials, so a resumed run trains the rest the same way.
+        if specs and should_batch(cfg, len(planned), n_inputs):
             interrupt.check()
             for i, result in enumerate(run_batched(specs), 1):
                 record(result, i, len(specs), f" (batched, {result.step_us:.0f} us/trial-step)")
@@ -201,15 +213,6 @@ def run_experiment(
             interrupt.check()
             record(run_trial(spec), i, len(specs))
 
-    n_inputs = input_dim(cfg.data)
-    if cfg.data.csv_path:
-        sha = file_sha256(cfg.data.csv_path)
-        if results.csv_sha256 and sha != results.csv_sha256:
-            raise DataError(
-                f"data.csv_path = {cfg.data.csv_path!r}: the file changed since the run started "
-                f"(sha256 {sha[:12]} != {results.csv_sha256[:12]})"
-            )
-        results.csv_sha256 = sha
     for seed in cfg.seed_list:
         folder = seed_dir(run_dir, seed)
         sha = prepare_initial_state(
@@ -217,7 +220,7 @@ def run_experiment(
         )
         results.init_sha256[str(seed)] = sha
         progress(f"seed {seed}: init.ckpt sha256 {sha[:12]}")
-        run([s for s in fixed_specs(cfg, seed, run_dir) if (seed, s.name) not in done])
+        run(fixed_specs(cfg, seed, run_dir))
         if not cfg.finder.enabled:
             continue
         finder = next((f for f in results.finders if f.seed == seed), None)
@@ -241,7 +244,7 @@ def run_experiment(
         checks = check_specs(cfg, finder, run_dir, taken)
         results.pending += [f"seed{seed}/{s.name}" for s in checks if (seed, s.name) not in done]
         write_results(run_dir, results)
-        run([s for s in checks if (seed, s.name) not in done])
+        run(checks)
 
     results.comparison = compare(results, list(cfg.finder.rules) if cfg.finder.enabled else [])
     results.metric = results.comparison["metric"]

@@ -56,8 +56,8 @@ def _loss_text(row: dict[str, Any], n_seeds: int) -> str:
     return text
 
 
-def format_table(results: RunResults) -> str:
-    """The ranked comparison as a plain-text table (one row per grid LR and per rule)."""
+def _table(results: RunResults) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, one row of cells per comparison row, and notes on rules without a suggestion."""
     comp = results.comparison
     n_seeds = len(results.seeds)
     metric = comp["metric"].replace("_", " ")
@@ -82,21 +82,36 @@ def format_table(results: RunResults) -> str:
                 row["verdict"] or "-",
             ]
         )
+    notes = [
+        f"{r['label']}: {r['note']}" for r in comp["rows"] if r["source"] == "rule" and r["note"]
+    ]
+    return header, lines, notes
+
+
+def format_table(results: RunResults) -> str:
+    """The ranked comparison as a plain-text table (one row per grid LR and per rule)."""
+    header, lines, notes = _table(results)
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    notes = [
-        f"  {r['label']}: {r['note']}" for r in comp["rows"] if r["source"] == "rule" and r["note"]
-    ]
+    text = [fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)]
     if notes:
-        notes.insert(0, "Rules without a suggestion:")
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines), *notes])
+        text += ["No suggestion from:", *(f"  {n}" for n in notes)]
+    return "\n".join(text)
+
+
+def _lr_range(item: dict[str, Any]) -> str:
+    """``0.01``, or ``0.01 (per seed 0.008..0.02)`` when the seeds disagree."""
+    text = _fmt(item["lr"], 3)
+    if item.get("lr_min") is not None and item["lr_min"] != item["lr_max"]:
+        text += f" (per seed {_fmt(item['lr_min'], 3)}..{_fmt(item['lr_max'], 3)})"
+    return text
 
 
 def answer(results: RunResults) -> str:
     """One paragraph: best fixed LR, the finder's suggestion, how it did, and what to use."""
     comp = results.comparison
     metric = comp["metric"].replace("_", " ")
-    several = len(results.seeds) > 1
+    n_seeds = len(results.seeds)
     parts = []
     best = comp["best_fixed"]
     if best:
@@ -106,15 +121,21 @@ def answer(results: RunResults) -> str:
     rules = comp.get("rules", {})
     if "lightning" in rules:
         light = rules["lightning"]
-        said = f"Lightning's LR finder suggested {_fmt(light['lr'], 3)}"
-        if several and light["lr"] is not None:
-            said += f" (median over seeds; {_fmt(light['lr_min'], 3)}..{_fmt(light['lr_max'], 3)})"
+        said = f"Lightning's LR finder suggested {_lr_range(light)}"
         if light["lr"] is None:
             parts.append(f"Lightning's LR finder gave no suggestion ({light['note']}).")
         elif light["verdict"] == "not verified":
             parts.append(f"{said}; it was not trained (finder.verify is off).")
-        elif light["loss"] is None:
-            parts.append(f"{said}; trained from the same initial weights it diverged.")
+        elif light["diverged_seeds"]:
+            seeds = (
+                f" on {light['diverged_seeds']} of {light['trained']} seeds" if n_seeds > 1 else ""
+            )
+            parts.append(f"{said}; trained from the same initial weights it diverged{seeds}.")
+        elif light["rank"] is None:
+            parts.append(
+                f"{said} for {light['seeds']} of {n_seeds} seeds; trained there it reached "
+                f"{metric} {_fmt(light['loss'])} (not ranked: not every seed had a suggestion)."
+            )
         else:
             ratio = light["ratio_to_best"]
             parts.append(
@@ -122,19 +143,19 @@ def answer(results: RunResults) -> str:
                 f"{metric} {_fmt(light['loss'])}, rank {light['rank']} of {comp['n_ranked']}"
                 + (f", {ratio:.3g}x the best fixed loss." if ratio else ".")
             )
-    others = {k: v for k, v in rules.items() if k != "lightning" and v["loss"] is not None}
+    others = {k: v for k, v in rules.items() if k != "lightning" and v["rank"] is not None}
     if others:
         name, best_rule = min(others.items(), key=lambda kv: kv[1]["loss"])
         parts.append(
-            f"Of the other rules, {name} did best: LR {_fmt(best_rule['lr'], 3)}, {metric} "
+            f"Of the other rules, {name} did best: LR {_lr_range(best_rule)}, {metric} "
             f"{_fmt(best_rule['loss'])}, rank {best_rule['rank']}."
         )
     rec = comp.get("recommendation")
     if rec:
         parts.append(
-            f"Recommendation: LR {_fmt(rec['lr'], 3)} ({rec['source']}), the lowest {metric} observed."
+            f"Recommendation: LR {_lr_range(rec)} ({rec['source']}), the lowest {metric} observed."
         )
-    if several:
+    if n_seeds > 1:
         parts.append(f"Losses are means over seeds {results.seeds}.")
     return " ".join(parts)
 
@@ -171,34 +192,36 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
     rows = _distinct_rows(results)
     colors = plt.cm.viridis([i / max(1, len(rows) - 1) for i in range(len(rows))])
     for ax, key in zip(axes[0], panels):
-        healthy: list[float] = []
+        shown: list[float] = []
+        stops: list[int] = []
         for row, color in zip(rows, colors):
-            curves = [getattr(by_name[n], key) for n in row["trial_names"] if n in by_name]
-            length = max(len(c) for c in curves)
+            trials = [by_name[n] for n in row["trial_names"] if n in by_name]
+            # The line is the mean of the seeds that did not diverge; each diverged seed is an x
+            # at the last epoch it reached.
+            curves = [getattr(t, key) for t in trials if not t.diverged]
+            stops += [max(1, len(getattr(t, key))) for t in trials if t.diverged]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
             epochs = list(range(1, length + 1))
+            columns = [[c[i] for c in curves] for i in range(length)]
+            mean = [sum(v) / len(v) for v in columns]
+            shown += [v for col in columns for v in col]
             style = "-" if row["source"] == "grid" else "--"
-            mean, low, high = [], [], []
-            for i in range(length):
-                vals = [
-                    c[i] for c in curves if i < len(c) and c[i] is not None and math.isfinite(c[i])
-                ]
-                mean.append(sum(vals) / len(vals) if vals else math.nan)
-                low.append(min(vals) if vals else math.nan)
-                high.append(max(vals) if vals else math.nan)
-            if not row["diverged_seeds"]:
-                healthy += [v for v in high if math.isfinite(v)]
             ax.plot(epochs, mean, style, color=color, marker="o", ms=3, label=_row_label(row))
             if len(curves) > 1:
-                ax.fill_between(epochs, low, high, color=color, alpha=0.2)
-            if row["diverged_seeds"]:
-                # Drawn where it stopped, clipped to the top of the plot.
-                stop = next((i for i, v in enumerate(mean) if not math.isfinite(v)), len(mean))
-                ax.plot(max(1, stop), math.inf, "x", color="tab:red", ms=10, mew=2, clip_on=False)
-        if healthy:
-            ax.set_ylim(min(healthy) / 2, max(healthy) * 5)
-        for line in ax.get_lines():
-            if line.get_marker() == "x":
-                line.set_ydata([ax.get_ylim()[1]])
+                ax.fill_between(
+                    epochs,
+                    [min(v) for v in columns],
+                    [max(v) for v in columns],
+                    color=color,
+                    alpha=0.2,
+                )
+        if shown:
+            ax.set_ylim(min(shown) / 2, max(shown) * 5)
+        top = ax.get_ylim()[1]
+        for epoch in stops:
+            ax.plot(epoch, top, "x", color="tab:red", ms=10, mew=2, clip_on=False)
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{key.replace('_', ' ')} (MSE, log scale)")
@@ -209,7 +232,7 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
     fig.suptitle(
         "Loss curves, every trial from the same initial weights"
         + (f" (mean and range over seeds {seeds})" if len(seeds) > 1 else "")
-        + "\nx = diverged (training stopped at that epoch; drawn at the top)",
+        + "\nx = a diverged trial, at the epoch where it stopped (drawn at the top)",
         fontsize=10,
     )
     return _save(fig, path)
@@ -243,7 +266,8 @@ def _draw_finder(ax: Any, results: RunResults) -> None:
             label = (
                 f"finder curve (seed {finder.seed})" if several else "finder curve (smoothed loss)"
             )
-            ax.plot(*zip(*pts), color=str(0.2 + 0.2 * (i % 3)), lw=1.2, label=label)
+            shade = 0.15 + 0.55 * i / max(1, len(results.finders) - 1)
+            ax.plot(*zip(*pts), color=str(shade), lw=1.2, label=label)
     ax.set_xscale("log")
     if finite:
         # The end of a curve can shoot up by orders of magnitude; it leaves through the top.
@@ -369,15 +393,13 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def markdown_report(results: RunResults) -> str:
-    """The table and the answer as Markdown, for TensorBoard's Text tab."""
-    table = format_table(results).splitlines()
-    cells = [
-        [c for c in line.split("  ") if c.strip()] for line in table if not set(line) <= {"-", " "}
-    ]
-    head = "| " + " | ".join(c.strip() for c in cells[0]) + " |"
-    sep = "|" + "---|" * len(cells[0])
-    body = ["| " + " | ".join(c.strip() for c in row) + " |" for row in cells[1:]]
-    return "\n".join([answer(results), "", head, sep, *body])
+    """The answer and the table as Markdown, for TensorBoard's Text tab."""
+    header, lines, notes = _table(results)
+    row = lambda cells: "| " + " | ".join(cells) + " |"  # noqa: E731
+    table = [row(header), "|" + "---|" * len(header), *map(row, lines)]
+    return "\n".join(
+        [answer(results), "", *table, "", *(f"- no suggestion from {n}" for n in notes)]
+    )
 
 
 def write_report(results: RunResults, run_dir: Path) -> list[Path]:

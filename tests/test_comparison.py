@@ -34,7 +34,8 @@ def test_ranking_rules_and_recommendation():
     assert comp["suggested_lr"] == 1e-5 and comp["suggested_rank"] == 4
     assert comp["ratio_to_best"] == pytest.approx(0.98 / 0.2)
     assert rules["minimum_div10"]["lr"] is None and "flat" in rules["minimum_div10"]["note"]
-    assert comp["recommendation"] == {"lr": 0.03, "loss": 0.1, "source": "rule valley+steep_log"}
+    rec = {"lr": 0.03, "lr_min": 0.03, "lr_max": 0.03, "loss": 0.1, "source": "rule valley+steep_log"}
+    assert comp["recommendation"] == rec
     ranks = {r["label"]: r["rank"] for r in comp["rows"]}
     assert ranks == {
         "0.1": 2,
@@ -94,3 +95,23 @@ def test_unverified_suggestions_are_still_reported():
     assert comp["suggested_lr"] == 1e-5
     valley = comp["rules"]["valley"]
     assert valley["lr"] == 0.02 and valley["seeds"] == 1 and valley["note"] == "seed 1: flat"
+
+
+def test_a_rule_missing_for_some_seeds_is_not_ranked_against_full_rows():
+    results = RunResults(
+        seeds=[0, 1],
+        trials=[
+            *(trial("lr=0.1", 0.1, [1.0, 0.5], seed=s) for s in (0, 1)),
+            trial("check", 0.05, [1.0, 0.1], role="finder_check", seed=1, rules=("valley",)),
+        ],
+        finders=[
+            FinderResult(seed=0, rules={"valley": None}, rule_notes={"valley": "flat"}),
+            FinderResult(seed=1, rules={"valley": 0.05}),
+        ],
+    )
+    comp = compare(results, ["valley"])
+    valley = comp["rules"]["valley"]
+    # Better than the grid on its one seed, but that is not a mean over both seeds.
+    assert valley["loss"] == 0.1 and valley["rank"] is None and valley["ratio_to_best"] is None
+    assert valley["verdict"] == "partial (1/2 seeds)" and valley["trained"] == 1
+    assert comp["recommendation"]["source"] == "grid" and comp["recommendation"]["lr"] == 0.1
