@@ -49,7 +49,7 @@ def _loss_text(row: dict[str, Any], n_seeds: int) -> str:
     if row["diverged_seeds"]:
         return f"diverged ({row['diverged_seeds']}/{seeds} seeds)" if n_seeds > 1 else "diverged"
     text = _fmt(row["mean"])
-    if n_seeds > 1 and row["spread"]:
+    if n_seeds > 1 and row["spread"] and row["spread"][0] != row["spread"][1]:
         text += f" ({_fmt(row['spread'][0], 3)}..{_fmt(row['spread'][1], 3)})"
     if seeds < n_seeds:
         text += f" [{seeds}/{n_seeds} seeds]"
