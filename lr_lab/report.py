@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from lr_lab.results import RunResults, TrialResult  # noqa: E402
@@ -223,6 +224,7 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
         for epoch in stops:
             ax.plot(epoch, top, "x", color="tab:red", ms=10, mew=2, clip_on=False)
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{key.replace('_', ' ')} (MSE, log scale)")
         ax.set_title(f"{'Training' if key == 'train_loss' else 'Validation'} loss per epoch")

@@ -34,7 +34,13 @@ def test_ranking_rules_and_recommendation():
     assert comp["suggested_lr"] == 1e-5 and comp["suggested_rank"] == 4
     assert comp["ratio_to_best"] == pytest.approx(0.98 / 0.2)
     assert rules["minimum_div10"]["lr"] is None and "flat" in rules["minimum_div10"]["note"]
-    rec = {"lr": 0.03, "lr_min": 0.03, "lr_max": 0.03, "loss": 0.1, "source": "rule valley+steep_log"}
+    rec = {
+        "lr": 0.03,
+        "lr_min": 0.03,
+        "lr_max": 0.03,
+        "loss": 0.1,
+        "source": "rule valley+steep_log",
+    }
     assert comp["recommendation"] == rec
     ranks = {r["label"]: r["rank"] for r in comp["rows"]}
     assert ranks == {
