@@ -36,13 +36,6 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
 
 
-def _lr_text(row: dict[str, Any]) -> str:
-    text = _fmt(row["lr"], 3)
-    if row.get("lr_min") is not None and row["lr_min"] != row["lr_max"]:
-        text += f" ({_fmt(row['lr_min'], 2)}..{_fmt(row['lr_max'], 2)})"
-    return text
-
-
 def _loss_text(row: dict[str, Any], n_seeds: int) -> str:
     seeds = len(row["finals"])
     if not seeds:
@@ -76,7 +69,7 @@ def _table(results: RunResults) -> tuple[list[str], list[list[str]], list[str]]:
         lines.append(
             [
                 str(row["rank"]) if row["rank"] else "-",
-                _lr_text(row) if row["lrs"] else "-",
+                _lr_range(row, label="", digits=2) if row["lrs"] else "-",
                 "grid" if row["source"] == "grid" else f"rule {row['label']}",
                 _loss_text(row, n_seeds),
                 f"{ratio:.3g}x" if ratio is not None else "-",
@@ -100,11 +93,11 @@ def format_table(results: RunResults) -> str:
     return "\n".join(text)
 
 
-def _lr_range(item: dict[str, Any]) -> str:
+def _lr_range(item: dict[str, Any], label: str = "per seed ", digits: int = 3) -> str:
     """``0.01``, or ``0.01 (per seed 0.008..0.02)`` when the seeds disagree."""
     text = _fmt(item["lr"], 3)
     if item.get("lr_min") is not None and item["lr_min"] != item["lr_max"]:
-        text += f" (per seed {_fmt(item['lr_min'], 3)}..{_fmt(item['lr_max'], 3)})"
+        text += f" ({label}{_fmt(item['lr_min'], digits)}..{_fmt(item['lr_max'], digits)})"
     return text
 
 
