@@ -14,17 +14,20 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from lr_lab.checks import mlp_parameters
+from lr_lab.chunked import STEPS_PER_CALL, ChunkedTraining
 from lr_lab.config import ExperimentConfig
-from lr_lab.data import RegressionDataModule
 from lr_lab.initial_state import load_initial_state
 from lr_lab.model import RegressionModule, SimpleRegressionNet
+from lr_lab.providers import build_datamodule, builtin_kwargs
+from lr_lab.recorder import LossRecorder
 from lr_lab.results import TrialResult
+from lr_lab.runner import fit_and_collect, log_stride
+from lr_lab.spec import TrialSpec
 from lr_lab.stacked_optim import StackedOptimizer
-from lr_lab.trials import STEPS_PER_CALL, ChunkedTraining, TrialSpec, fit_trials, module_kwargs
 
 # Automatic batching: at least this many trials, and nets up to this many parameters.
 AUTO_MIN_TRIALS = 4
@@ -32,12 +35,15 @@ AUTO_MAX_PARAMS = 100_000
 
 
 def should_batch(cfg: ExperimentConfig, n_trials: int, input_dim: int) -> bool:
-    """Whether to train ``n_trials`` trials stacked: ``trials.batched``, or automatic if null."""
+    """Whether to train ``n_trials`` trials stacked: ``trials.batched``, or automatic if null.
+
+    Only the built-in model can be stacked; a user's module always trains sequentially.
+    """
+    if not cfg.builtin_model:
+        return False
     if cfg.trials.batched is not None:
         return cfg.trials.batched and n_trials > 1
-    n_params = sum(
-        p.numel() for p in SimpleRegressionNet(input_dim, cfg.model.hidden_dims).parameters()
-    )
+    n_params = mlp_parameters(input_dim, cfg.model.hidden_dims)
     return n_trials >= AUTO_MIN_TRIALS and n_params <= AUTO_MAX_PARAMS
 
 
@@ -100,16 +106,16 @@ class StackedTrialModule(ChunkedTraining, L.LightningModule):
         return ((self(x) - y) ** 2).mean(dim=(1, 2))  # MSE per copy, (K,)
 
     def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
-        optimizer = self.optimizers(use_pl_optimizer=False)
+        optimizer = self.optimizers()
         losses = self._losses(x, y)
         optimizer.zero_grad(set_to_none=True)
         # Copies are independent: the gradient of the sum w.r.t. copy k is that of loss k.
-        losses.sum().backward()
+        self.manual_backward(losses.sum())
         optimizer.step()
         return losses
 
     def _on_diverged(self, mask: Tensor) -> None:
-        self.optimizers(use_pl_optimizer=False).freeze(mask)
+        self.optimizers().optimizer.freeze(mask)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Validation loss of every copy on one chunk, shape (K,)."""
@@ -134,12 +140,12 @@ def run_batched(specs: list[TrialSpec]) -> list[TrialResult]:
         specs: The trials; they differ only in learning rate, name, role and rules.
 
     Returns:
-        One result per spec, in order, as :func:`~lr_lab.trials.run_trial` would return it.
+        One result per spec, in order, as :func:`~lr_lab.runner.run_trial` would return it.
     """
     first = specs[0]
     cfg = first.config
-    datamodule = RegressionDataModule(cfg.data, first.seed, steps_per_call=STEPS_PER_CALL)
-    kwargs: dict[str, Any] = module_kwargs(cfg, datamodule.input_dim, first.lr)
+    datamodule = build_datamodule(cfg, first.seed, steps_per_call=STEPS_PER_CALL)
+    kwargs: dict[str, Any] = builtin_kwargs(cfg, first.lr)
     reference = RegressionModule(**kwargs)
     init_sha = load_initial_state(Path(first.init_path), reference)
     del kwargs["lr"]
@@ -147,8 +153,7 @@ def run_batched(specs: list[TrialSpec]) -> list[TrialResult]:
         [s.lr for s in specs], divergence_factor=cfg.trials.divergence_factor, **kwargs
     )
     module.load_initial(reference.net.state_dict())
-    loggers = [
-        TensorBoardLogger(s.log_dir, name="", version=s.name, default_hp_metric=False)
-        for s in specs
-    ]
-    return fit_trials(specs, module, datamodule, loggers, init_sha)
+    run_dirs = [str(Path(s.log_dir) / s.name) for s in specs]
+    stride = log_stride(cfg, datamodule.steps_per_epoch)
+    recorder = LossRecorder(run_dirs, module.guard, cfg.metric, stride)
+    return fit_and_collect(specs, module, datamodule, recorder, init_sha)

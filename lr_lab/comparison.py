@@ -3,7 +3,7 @@
 Fixed trials are grouped by learning rate across seeds. Each finder rule is one row holding, per
 seed, that seed's suggestion and the trial trained at it; a rule's LR is the median (the lower
 middle value, so always an LR that was suggested and trained) of its per-seed suggestions. Rows
-are ranked by their mean final loss over seeds (validation loss when there is validation, else
+are ranked by their mean final loss over seeds (the validation metric when there is one, else the
 training loss). A row with a diverged seed, whose suggestions were not trained, or that covers
 only some of the seeds (a rule without a suggestion for the others), gets no rank: its mean is
 not comparable. Two rules that chose the same LRs are the same trials, and share one rank.
@@ -45,6 +45,16 @@ class Row:
         return statistics.median_low(self.lrs) if self.lrs else None
 
     @property
+    def lr_min(self) -> float | None:
+        """The smallest per-seed LR."""
+        return min(self.lrs) if self.lrs else None
+
+    @property
+    def lr_max(self) -> float | None:
+        """The largest per-seed LR."""
+        return max(self.lrs) if self.lrs else None
+
+    @property
     def comparable(self) -> bool:
         """Whether the row has a mean over every seed (and so can be ranked)."""
         return self.mean is not None and len(self.finals) == self.n_seeds
@@ -53,6 +63,74 @@ class Row:
     def diverged_seeds(self) -> int:
         """How many of the row's trials diverged."""
         return sum(v is None for v in self.finals)
+
+    @property
+    def is_rule(self) -> bool:
+        """Whether the row is a finder rule's (not a grid LR)."""
+        return self.source == "rule"
+
+
+@dataclass
+class BestFixed:
+    """The best fixed learning rate of the grid."""
+
+    lr: float
+    loss: float
+
+
+@dataclass
+class Recommendation:
+    """The best LR observed, and where it came from (the grid, or the rules that chose it)."""
+
+    lr: float
+    lr_min: float
+    lr_max: float
+    loss: float
+    source: str  # "grid" or "rule valley+steep_log"
+
+
+@dataclass
+class Comparison:
+    """The ranked rows and the answer to "was the finder right?"."""
+
+    metric: str  # "val_loss" (or the user's metric) or "train_loss"
+    n_ranked: int
+    rows: list[Row]  # ranked first, then unranked
+    rules: dict[str, Row]  # each rule's row (also in rows), in the order the rules ran
+    best_fixed: BestFixed | None
+    recommendation: Recommendation | None
+    order_differs: list[int] = field(default_factory=list)  # seeds whose trials saw other data
+
+    @property
+    def lightning(self) -> Row | None:
+        """Lightning's own suggestion's row, if that rule ran."""
+        return self.rules.get("lightning")
+
+    def to_json(self) -> dict[str, Any]:
+        """The comparison as stored in ``results.json``."""
+        rows = []
+        for row in self.rows:
+            data = asdict(row)
+            data.update(lr=row.lr, lr_min=row.lr_min, lr_max=row.lr_max)
+            data["diverged_seeds"] = row.diverged_seeds
+            rows.append(data)
+        light = self.lightning
+        return {
+            "metric": self.metric,
+            "n_ranked": self.n_ranked,
+            "rows": rows,
+            "best_fixed": asdict(self.best_fixed) if self.best_fixed else None,
+            "suggested_lr": light.lr if light else None,
+            "suggested_loss": light.mean if light else None,
+            "suggested_rank": light.rank if light else None,
+            "ratio_to_best": light.ratio_to_best_fixed if light else None,
+            "rules": {
+                name: next(r for r in rows if r["label"] == name and r["source"] == "rule")
+                for name in self.rules
+            },  # fmt: skip
+            "recommendation": asdict(self.recommendation) if self.recommendation else None,
+            "order_differs": self.order_differs,
+        }
 
 
 def _history(trial: TrialResult, use_val: bool) -> list[float]:
@@ -64,25 +142,27 @@ def _final(trial: TrialResult) -> float | None:
     return None if trial.diverged or value is None or not math.isfinite(value) else value
 
 
-def _row(
-    label: str,
-    source: str,
-    lrs: list[float],
-    trials: list[TrialResult],
-    use_val: bool,
-    n_seeds: int,
-) -> Row:
+def ratio(value: float, best: float) -> float | None:
+    """``value / best``, defined when the best loss is 0 too (an exact fit): 1 or None."""
+    if best > 0:
+        return value / best
+    return 1.0 if value == best else None
+
+
+def _row(label: str, source: str, lrs: list[float], trials: list[TrialResult], use_val: bool,
+         n_seeds: int) -> Row:  # fmt: skip
     row = Row(
         label=label,
         source=source,
         lrs=lrs,
-        trial_names=[f"seed{t.seed}/{t.name}" for t in trials],
+        trial_names=[t.key for t in trials],
         finals=[_final(t) for t in trials],
         n_seeds=n_seeds,
     )
     if trials and row.diverged_seeds == 0:
-        row.mean = statistics.fmean(row.finals)
-        row.spread = (min(row.finals), max(row.finals))
+        finals = [v for v in row.finals if v is not None]
+        row.mean = statistics.fmean(finals)
+        row.spread = (min(finals), max(finals))
         histories = [_history(t, use_val) for t in trials]
         length = min(len(h) for h in histories)
         row.history = [statistics.fmean(h[i] for h in histories) for i in range(length)]
@@ -114,37 +194,37 @@ def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
     return rows
 
 
-def _recommendation(same: list[Row]) -> dict[str, Any] | None:
-    """The best LR observed and where it came from (the grid, or every rule that chose it)."""
-    if not same:
+def _recommendation(same: list[Row]) -> Recommendation | None:
+    if not same or same[0].mean is None:
         return None
-    rules = [r.label for r in same if r.source == "rule"]
+    rules = [r.label for r in same if r.is_rule]
     source = "grid" if len(rules) < len(same) else "rule " + "+".join(rules)
-    lrs = same[0].lrs
-    return {
-        "lr": same[0].lr,
-        "lr_min": min(lrs),
-        "lr_max": max(lrs),
-        "loss": same[0].mean,
-        "source": source,
-    }
+    top = same[0]
+    return Recommendation(top.lr, top.lr_min, top.lr_max, top.mean, source)
 
 
-def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
+def order_differs(results: RunResults) -> list[int]:
+    """Seeds whose trials (and finder) did not all see the same first batch."""
+    seeds = []
+    for seed in results.seeds:
+        hashes = {t.first_batch_sha256 for t in results.trials if t.seed == seed}
+        hashes |= {f.first_batch_sha256 for f in results.finders if f.seed == seed}
+        if len(hashes - {""}) > 1:
+            seeds.append(seed)
+    return seeds
+
+
+def compare(results: RunResults, rules: list[str]) -> Comparison:
     """Verdicts for every trial, the ranked rows, and the answer to "was the finder right?".
 
-    Sets ``verdict`` on each trial in ``results`` (within its seed) and returns the comparison
-    stored as ``results.comparison``.
+    Sets ``verdict`` on each trial in ``results`` (within its seed).
 
     Args:
         results: The finished (or partly finished) run.
         rules: The finder rules that ran, in order.
 
     Returns:
-        A JSON-ready dict: ``metric``, ``rows`` (ranked), ``best_fixed``, the Lightning
-        suggestion's ``suggested_lr``/``suggested_loss``/``suggested_rank``/``ratio_to_best``,
-        ``rules`` (per rule: LR spread over seeds, verified loss, rank, ratio) and
-        ``recommendation``.
+        The comparison.
     """
     use_val = any(t.val_loss for t in results.trials)
     for seed in {t.seed for t in results.trials}:
@@ -174,45 +254,18 @@ def compare(results: RunResults, rules: list[str]) -> dict[str, Any]:
             # Rank among distinct sets of trials: equal means are one set (shared by rules).
             row.rank = 1 + sum(m < row.mean for m in ranked_means)
             if best_fixed:
-                row.ratio_to_best_fixed = row.mean / best_fixed.mean
+                row.ratio_to_best_fixed = ratio(row.mean, best_fixed.mean)
         row.verdict = verdict(row.history, row.mean is None, row.mean, best_mean)
     ranked = sorted(
         rows, key=lambda r: (r.rank is None, r.rank or 0, not r.trial_names, r.source != "grid")
     )
-
-    def row_dict(row: Row) -> dict[str, Any]:
-        data = asdict(row)
-        data.update(lr=row.lr, diverged_seeds=row.diverged_seeds)
-        data["lr_min"], data["lr_max"] = (min(row.lrs), max(row.lrs)) if row.lrs else (None, None)
-        return data
-
-    rule_rows = {r.label: row_dict(r) for r in rows if r.source == "rule"}
-    light = rule_rows.get("lightning")
     top = next((r for r in ranked if r.rank == 1), None)
-    return {
-        "metric": "val_loss" if use_val else "train_loss",
-        "n_ranked": len(ranked_means),
-        "rows": [row_dict(r) for r in ranked],
-        "best_fixed": {"lr": best_fixed.lr, "loss": best_fixed.mean} if best_fixed else None,
-        "suggested_lr": light["lr"] if light else None,
-        "suggested_loss": light["mean"] if light else None,
-        "suggested_rank": light["rank"] if light else None,
-        "ratio_to_best": light["ratio_to_best_fixed"] if light else None,
-        "rules": {
-            name: {
-                "lr": r["lr"],
-                "lr_min": r["lr_min"],
-                "lr_max": r["lr_max"],
-                "seeds": len(r["lrs"]),  # seeds with a suggestion
-                "trained": len(r["trial_names"]),
-                "diverged_seeds": r["diverged_seeds"],
-                "loss": r["mean"],
-                "rank": r["rank"],
-                "ratio_to_best": r["ratio_to_best_fixed"],
-                "verdict": r["verdict"],
-                "note": r["note"],
-            }
-            for name, r in rule_rows.items()
-        },
-        "recommendation": _recommendation(groups[tuple(top.trial_names)] if top else []),
-    }
+    return Comparison(
+        metric=(results.metric if use_val else "train_loss"),
+        n_ranked=len(ranked_means),
+        rows=ranked,
+        rules={r.label: r for r in rows if r.is_rule},
+        best_fixed=BestFixed(best_fixed.lr, best_fixed.mean) if best_fixed else None,
+        recommendation=_recommendation(groups[tuple(top.trial_names)] if top else []),
+        order_differs=order_differs(results),
+    )

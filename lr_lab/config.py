@@ -1,24 +1,29 @@
-"""The experiment's configuration: typed dataclasses (the schema) and the checks on their values.
+"""The experiment's configuration: typed dataclasses, the schema of every YAML key.
 
 The type hints are the schema that jsonargparse validates YAML files and command-line overrides
-against (see ``cli.py``); :func:`check_config` then checks what types cannot say (ranges, cross-field
-rules) and returns *every* problem at once, each as one line naming the key.
+against (see ``arguments.py``); :func:`lr_lab.checks.check_config` then checks what types cannot
+say (ranges, cross-field rules). The field docstrings are the ``--help`` text. This module imports
+nothing heavy: bad input is reported before torch or Lightning load.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 RULE_NAMES = ("lightning", "steep_log", "valley", "minimum_div10")
 Rule = Literal["lightning", "steep_log", "valley", "minimum_div10"]
+EXECUTORS = ("auto", "inline", "processes", "ray")
 
 
 @dataclass
 class DataConfig:
-    """Synthetic regression data ``y = f(x) + noise``, or the user's own CSV file."""
+    """The data: the built-in synthetic ``y = f(x) + noise`` or CSV data, or your DataModule."""
 
+    class_path: str | None = None
+    """Your LightningDataModule, e.g. mypkg.data.MyData (null: the built-in data, keys below)."""
+    init_args: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for class_path, e.g. {batch_size: 64}."""
     function: Literal["linear", "sine", "quadratic"] = "linear"
     """f(x): linear is y = 2*sum(x) + 1, sine is y = sin(pi*mean(x)), quadratic is y = mean(x**2)."""
     n_samples: int = 512
@@ -37,15 +42,19 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The regression MLP."""
+    """The model: the built-in regression MLP, or your LightningModule."""
 
+    class_path: str | None = None
+    """Your LightningModule, e.g. mypkg.nets.Net (null: the built-in MLP, keys below)."""
+    init_args: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for class_path, e.g. {hidden: 64}."""
     hidden_dims: list[int] = field(default_factory=lambda: [32, 32])
     """Widths of the hidden layers (ReLU between layers); [] is plain linear regression."""
 
 
 @dataclass
 class OptimizerConfig:
-    """The optimizer every trial and the finder use; only the learning rate differs."""
+    """The built-in model's optimizer; only the learning rate differs between trials."""
 
     name: Literal["sgd", "adam"] = "sgd"
     """The optimizer: torch.optim.SGD or torch.optim.Adam."""
@@ -57,16 +66,34 @@ class OptimizerConfig:
 
 @dataclass
 class TrialsConfig:
-    """The fixed-learning-rate trials."""
+    """The fixed-learning-rate trials, and how they are run."""
 
     lrs: list[float] = field(default_factory=lambda: [0.01, 0.5, 0.0001])
     """Learning rates to train at, each from the same initial checkpoint."""
     max_epochs: int = 10
     """Epochs per trial."""
+    max_steps: int | None = None
+    """Stop each trial after this many optimizer steps as well (null: max_epochs alone)."""
     divergence_factor: float = 1000.0
     """A trial has diverged when its loss is non-finite or above this factor times its first loss."""
     batched: bool | None = None
-    """Train a seed's trials at once in one stacked module; null = automatic (4+ trials)."""
+    """Train a seed's trials at once in one stacked module (built-in model); null = automatic."""
+    executor: Literal["auto", "inline", "processes", "ray"] = "auto"
+    """Where trials run: inline (this process), processes (a local worker pool), ray, or auto."""
+    workers: int | None = None
+    """Worker processes for executor processes (null: usable cores, or one per visible GPU)."""
+
+
+@dataclass
+class RayConfig:
+    """Ray Tune, for trials.executor: ray (pip install -e '.[ray]')."""
+
+    address: str | None = None
+    """null: start a local Ray; 'auto': the running cluster; or a cluster address."""
+    cpus_per_trial: float = 1.0
+    """CPUs Ray reserves for each trial."""
+    gpus_per_trial: float = 0.0
+    """GPUs Ray reserves for each trial."""
 
 
 @dataclass
@@ -87,18 +114,20 @@ class FinderConfig:
     """Stop when the smoothed loss exceeds this times the best loss; null = never stop early."""
     rules: list[Rule] = field(default_factory=lambda: list(RULE_NAMES))
     """Suggestion rules to read off the finder's curve, each verified by a real trial."""
+    curve: Literal["lightning", "corrected"] = "lightning"
+    """The curve the lab's rules read: Lightning's smoothed loss, or the bias-corrected one."""
     verify: bool = True
     """Train each distinct suggestion as a finder_check trial."""
 
 
 @dataclass
 class TrainerConfig:
-    """Passed through to ``lightning.Trainer``."""
+    """Passed through to ``lightning.Trainer`` for every trial and the finder."""
 
     accelerator: str = "auto"
-    """"cpu", "gpu", "auto", ... as lightning.Trainer takes it."""
+    """"cpu", "gpu", "cuda", "mps", "auto" as lightning.Trainer takes it."""
     devices: int | str = 1
-    """Devices per trial, as lightning.Trainer takes it."""
+    """Devices per trial: 1 (many devices are the executor's job, see trials.workers)."""
 
 
 @dataclass
@@ -109,136 +138,39 @@ class ExperimentConfig:
     """Seed of the initial weights, the synthetic data and the data order."""
     seeds: list[int] | None = None
     """Repeat the whole experiment for each of these seeds (overrides seed)."""
+    metric: str = "val_loss"
+    """The validation metric trials are ranked by (lower is better): the name your module logs
+    with self.log in validation_step; the built-in module logs val_loss."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trials: TrialsConfig = field(default_factory=TrialsConfig)
     finder: FinderConfig = field(default_factory=FinderConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     @property
     def seed_list(self) -> list[int]:
         """The seeds the experiment runs, in order."""
         return list(self.seeds) if self.seeds else [self.seed]
 
+    @property
+    def builtin_model(self) -> bool:
+        """Whether the model is the built-in regression MLP (not a user class)."""
+        return not self.model.class_path
 
-# Lightning's suggestion() and the lab's rules skip the first 10 and the last point; the rules
-# need 3 points left.
-MIN_FINDER_STEPS = 14
+    @property
+    def builtin_data(self) -> bool:
+        """Whether the data is the built-in synthetic/CSV data (not a user class)."""
+        return not self.data.class_path
 
 
-def _finite_positive(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
-
-
-def check_config(cfg: ExperimentConfig, n_rows: int | None = None) -> list[str]:
-    """Check the values that type hints cannot.
-
-    Args:
-        cfg: The parsed configuration.
-        n_rows: Number of samples in the CSV file when ``data.csv_path`` is set (the CSV is read
-            by the caller), else ``None`` to use ``data.n_samples``.
-
-    Returns:
-        One line per problem, each naming the key, the value and what is allowed; empty if valid.
-    """
-    problems: list[str] = []
-
-    def bad(key: str, value: object, allowed: str) -> None:
-        problems.append(f"{key} = {value!r}: {allowed}")
-
-    if cfg.seeds is not None:
-        if not cfg.seeds:
-            bad("seeds", cfg.seeds, "give at least one seed, or null to use seed")
-        elif len(set(cfg.seeds)) != len(cfg.seeds):
-            bad("seeds", cfg.seeds, "seeds must be distinct")
-    for key, value in (
-        ("seed", cfg.seed),
-        *((f"seeds[{i}]", s) for i, s in enumerate(cfg.seeds or [])),
-    ):
-        if value < 0:
-            bad(key, value, "must be >= 0")
-
-    d = cfg.data
-    n = n_rows if d.csv_path else d.n_samples
-    if d.csv_path is None:
-        if d.n_samples < 2:
-            bad("data.n_samples", d.n_samples, "must be an integer >= 2")
-        if d.input_dim < 1:
-            bad("data.input_dim", d.input_dim, "must be a positive integer")
-    if not (math.isfinite(d.noise_std) and d.noise_std >= 0):
-        bad("data.noise_std", d.noise_std, "must be a finite number >= 0")
-    if not (0 <= d.val_fraction < 1):
-        bad("data.val_fraction", d.val_fraction, "must be in [0, 1)")
-    if d.batch_size < 1:
-        bad("data.batch_size", d.batch_size, "must be a positive integer")
-    elif d.csv_path and n is not None and n < 2:
-        bad("data.csv_path", d.csv_path, f"needs at least 2 data rows, has {n}")
-    elif n is not None and n >= 2 and 0 <= d.val_fraction < 1:
-        n_train = n - int(round(n * d.val_fraction))
-        if n_train < 1:
-            bad("data.val_fraction", d.val_fraction, f"leaves no training samples out of {n}")
-        elif d.batch_size > n_train:
-            bad("data.batch_size", d.batch_size, f"must not exceed the {n_train} training samples")
-        if d.val_fraction > 0 and int(round(n * d.val_fraction)) == 0:
-            bad("data.val_fraction", d.val_fraction, f"holds out no sample of {n}; use 0 or more")
-
-    for i, width in enumerate(cfg.model.hidden_dims):
-        if width < 1:
-            bad(f"model.hidden_dims[{i}]", width, "layer widths must be positive integers")
-
-    o = cfg.optimizer
-    if not (0 <= o.momentum < 1):
-        bad("optimizer.momentum", o.momentum, "must be in [0, 1)")
-    if o.name != "sgd" and o.momentum != 0:
-        bad("optimizer.momentum", o.momentum, f"only applies to sgd, not {o.name}")
-    if not (math.isfinite(o.weight_decay) and o.weight_decay >= 0):
-        bad("optimizer.weight_decay", o.weight_decay, "must be a finite number >= 0")
-
-    t = cfg.trials
-    if not t.lrs:
-        bad("trials.lrs", t.lrs, "give at least one learning rate")
-    for i, lr in enumerate(t.lrs):
-        if not _finite_positive(lr):
-            bad(f"trials.lrs[{i}]", lr, "learning rates must be finite and > 0")
-    dupes = sorted({lr for lr in t.lrs if t.lrs.count(lr) > 1})
-    if dupes:
-        bad("trials.lrs", t.lrs, f"duplicate learning rates {dupes}")
-    by_name: dict[str, set[float]] = {}
-    for lr in t.lrs:
-        by_name.setdefault(f"{lr:.3g}", set()).add(lr)
-    for name, same in by_name.items():
-        if len(same) > 1:
-            bad(
-                "trials.lrs",
-                sorted(same),
-                f"these name the same trial (lr={name}); make them differ within 3 significant digits",
-            )
-    if t.max_epochs < 1:
-        bad("trials.max_epochs", t.max_epochs, "must be a positive integer")
-    if not (math.isfinite(t.divergence_factor) and t.divergence_factor > 1):
-        bad("trials.divergence_factor", t.divergence_factor, "must be a finite number > 1")
-
-    f = cfg.finder
-    if f.enabled:
-        for key, value in (("finder.min_lr", f.min_lr), ("finder.max_lr", f.max_lr)):
-            if not _finite_positive(value):
-                bad(key, value, "must be finite and > 0")
-        if _finite_positive(f.min_lr) and _finite_positive(f.max_lr) and f.min_lr >= f.max_lr:
-            bad("finder.min_lr", f.min_lr, f"must be below finder.max_lr = {f.max_lr!r}")
-        if f.num_training < MIN_FINDER_STEPS:
-            bad(
-                "finder.num_training",
-                f.num_training,
-                f"must be >= {MIN_FINDER_STEPS}: the first 10 and the last point are dropped "
-                "and the rules need 3 left",
-            )
-        if f.early_stop_threshold is not None and not (
-            math.isfinite(f.early_stop_threshold) and f.early_stop_threshold > 1
-        ):
-            bad("finder.early_stop_threshold", f.early_stop_threshold, "must be > 1, or null")
-        if not f.rules:
-            bad("finder.rules", f.rules, f"name at least one of {list(RULE_NAMES)}")
-        elif len(set(f.rules)) != len(f.rules):
-            bad("finder.rules", f.rules, "rules must be distinct")
-    return problems
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "trials": TrialsConfig,
+    "finder": FinderConfig,
+    "trainer": TrainerConfig,
+    "ray": RayConfig,
+}

@@ -7,28 +7,24 @@ Batches are cut from whole tensors with one index gather each, with no per-sampl
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import itertools
 import math
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import Tensor
 
 from lr_lab.config import DataConfig
+from lr_lab.csv_file import DataError, file_sha256, read_csv
+
+__all__ = ["DataError", "RegressionDataModule", "TensorBatches", "file_sha256", "input_dim",
+           "load_csv", "make_synthetic"]  # fmt: skip
 
 # Validation is evaluated in chunks of this many samples; only speed depends on it, not the loss.
 VAL_CHUNK = 8192
-
-
-class DataError(ValueError):
-    """The data cannot be made or read; the message names the file or key."""
 
 
 def make_synthetic(cfg: DataConfig, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -57,12 +53,8 @@ def make_synthetic(cfg: DataConfig, generator: torch.Generator) -> tuple[Tensor,
 def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
     """Read a numeric CSV with a header row; the last column is the target.
 
-    A file is parsed once per process while it stays unchanged (every trial and the finder of a
-    run read the same file; parsing a large CSV costs seconds). Callers must not modify the
-    returned tensors in place.
-
-    Args:
-        path: The CSV file.
+    Parsed once per process while the file is unchanged (:func:`lr_lab.csv_file.read_csv`);
+    callers must not modify the returned tensors in place.
 
     Returns:
         ``x`` of shape (rows, columns - 1) and ``y`` of shape (rows, 1), float32.
@@ -70,40 +62,7 @@ def load_csv(path: str | Path) -> tuple[Tensor, Tensor]:
     Raises:
         DataError: The file is missing, empty, not numeric, or has fewer than two columns.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data.csv_path = {str(path)!r}: file not found")
-    stat = path.stat()
-    return _parse_csv(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=2)
-def _parse_csv(path_text: str, mtime_ns: int, size: int) -> tuple[Tensor, Tensor]:
-    path = Path(path_text)
-    where = f"data.csv_path = {path_text!r}"
-    try:
-        with path.open(encoding="utf-8") as fh:
-            header = fh.readline()
-            if not header.strip():
-                raise DataError(f"{where}: the file is empty (expected a header row and data)")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "no data" is reported below, by name
-                table = np.loadtxt(fh, delimiter=",", dtype=np.float32, ndmin=2)
-    except UnicodeDecodeError:
-        raise DataError(f"{where}: not a text CSV file") from None
-    except ValueError as err:
-        # numpy names the offending row; keep its first line only.
-        raise DataError(f"{where}: not numeric ({str(err).splitlines()[0]})") from None
-    n_cols = len(header.split(","))
-    if table.size == 0:
-        raise DataError(f"{where}: has a header but no data rows")
-    if table.shape[1] != n_cols:
-        raise DataError(f"{where}: header has {n_cols} columns, the rows have {table.shape[1]}")
-    if n_cols < 2:
-        raise DataError(f"{where}: needs at least 2 columns (features..., target), got {n_cols}")
-    if not np.isfinite(table).all():
-        raise DataError(f"{where}: contains non-finite values (nan or inf)")
-    t = torch.from_numpy(table)
+    t = torch.from_numpy(read_csv(path))
     return t[:, :-1].contiguous(), t[:, -1:].contiguous()
 
 
@@ -111,13 +70,8 @@ def input_dim(cfg: DataConfig) -> int:
     """Number of input features, without making or reading the data (a CSV's header counts)."""
     if not cfg.csv_path:
         return cfg.input_dim
-    with Path(cfg.csv_path).open(encoding="utf-8") as fh:
+    with Path(cfg.csv_path).open(encoding="utf-8-sig") as fh:
         return len(fh.readline().split(",")) - 1
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class TensorBatches:

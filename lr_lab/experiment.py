@@ -1,10 +1,8 @@
-"""One experiment: per seed, save ``init.ckpt``, run the trials and the finder, rank everything.
+"""One experiment: per seed, ``init.ckpt``, the trials, the finder, its checks; then the report.
 
-Per seed: the initial checkpoint, the fixed trials, the finder, one trial per distinct
-suggestion; then the comparison. ``results.json`` is rewritten after every trial.
-
-This is the only layer that knows the order of things; the executors (``trials``, ``finder``)
-only ever see one spec at a time and return plain records.
+This is the only layer that knows the order of things; the executors and the finder only ever
+see specs and return plain records. ``results.json`` is rewritten after every trial; the run is
+``complete`` only once the comparison and the whole report exist.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -20,23 +19,26 @@ import torch
 
 import lr_lab
 from lr_lab import interrupt
-from lr_lab.batched import run_batched, should_batch
 from lr_lab.comparison import compare
 from lr_lab.config import ExperimentConfig
-from lr_lab.data import DataError, file_sha256, input_dim
-from lr_lab.finder import FINDER_RUN, run_finder
+from lr_lab.data import file_sha256
+from lr_lab.errors import DataError, InitStateError, ResultsError, TrialError
+from lr_lab.executors import choose_mode, execute
+from lr_lab.finder import FINDER_RUN, clean_scratch, run_finder
 from lr_lab.initial_state import (
-    InitStateError,
     check_fits,
     read_initial_state,
     save_initial_state,
     weights_sha256,
 )
+from lr_lab.providers import build_model
 from lr_lab.results import FinderResult, RunResults, TrialResult, write_results
 from lr_lab.rules import apply_rules
-from lr_lab.trials import TrialSpec, build_module, run_trial, trial_name
+from lr_lab.rundir import atomic_write
+from lr_lab.spec import TrialSpec, trial_name
 
 INIT_FILE = "init.ckpt"
+CHECKS = "finder checks"  # the pending entry for checks whose LRs the finder has not yet chosen
 Progress = Callable[[str], None]
 
 
@@ -45,10 +47,23 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
     return run_dir / f"seed{seed}"
 
 
+def _architecture(cfg: ExperimentConfig) -> dict:
+    if cfg.builtin_model:
+        return {
+            "class_path": "lr_lab.model.RegressionModule",
+            "hidden_dims": list(cfg.model.hidden_dims),
+        }
+    return {"class_path": cfg.model.class_path, "init_args": cfg.model.init_args}
+
+
 def prepare_initial_state(
     cfg: ExperimentConfig, seed: int, folder: Path, source: Path | None, recorded: str | None
 ) -> str:
     """Make sure ``folder/init.ckpt`` exists and fits the model; return its weights' sha256.
+
+    Fresh weights come from ``L.seed_everything(seed)`` and one construction of the module. A
+    missing or unreadable ``init.ckpt`` of a resumed run is made again and must hash to the value
+    the run recorded.
 
     Args:
         cfg: The experiment config (the architecture the checkpoint must fit).
@@ -65,25 +80,37 @@ def prepare_initial_state(
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / INIT_FILE
-    n_inputs = input_dim(cfg.data)
-    if path.exists() or source is not None:
-        src = path if path.exists() else source
-        module = build_module(cfg, n_inputs, lr=1.0)
-        state = read_initial_state(src)["state_dict"]
-        check_fits(src, state, module)
-        sha = weights_sha256(state)
-        if recorded and sha != recorded:
-            raise InitStateError(
-                f"{src}: weights changed since the run recorded them (sha256 {sha[:12]} != {recorded[:12]})"
-            )
-        if not path.exists():
-            shutil.copyfile(src, path)
+    module = build_model(cfg, lr=1.0)
+    if path.exists():
+        try:
+            state = read_initial_state(path)["state_dict"]
+        except InitStateError:
+            if not recorded:
+                raise
+            path.unlink()  # damaged: made again below and checked against the recorded hash
+        else:
+            check_fits(path, state, module)
+            return _checked(path, weights_sha256(state), recorded)
+    if source is not None:
+        state = read_initial_state(source)["state_dict"]
+        check_fits(source, state, module)
+        sha = _checked(source, weights_sha256(state), recorded)
+        atomic_write(path, source.read_bytes(), exclusive=True)
         return sha
-    # Determinism in one place: the seed draws the initial weights; data has its own generators.
+    # Determinism in one place: the seed draws the initial weights.
     L.seed_everything(seed, verbose=False)
-    module = build_module(cfg, n_inputs, lr=1.0)
-    architecture = {"input_dim": n_inputs, "hidden_dims": list(cfg.model.hidden_dims)}
-    return save_initial_state(module, path, architecture, seed)
+    module = build_model(cfg, lr=1.0)
+    if recorded:  # re-made for a resumed run: prove it is the same before writing it
+        _checked(path, weights_sha256(module.state_dict()), recorded)
+    return save_initial_state(module, path, _architecture(cfg), seed)
+
+
+def _checked(path: Path, sha: str, recorded: str | None) -> str:
+    if recorded and sha != recorded:
+        raise InitStateError(
+            f"{path}: weights changed since the run recorded them (sha256 {sha[:12]} != {recorded[:12]})"
+        )
+    return sha
 
 
 def fixed_specs(cfg: ExperimentConfig, seed: int, run_dir: Path) -> list[TrialSpec]:
@@ -114,7 +141,7 @@ def check_specs(
             str(folder),
             cfg,
             tuple(rules),
-        )
+        )  # fmt: skip
         for lr, rules in by_lr.items()
     ]
 
@@ -125,8 +152,10 @@ def new_results(cfg: ExperimentConfig, init_source: Path | None = None) -> RunRe
         lr_lab_version=lr_lab.__version__,
         lightning_version=L.__version__,
         torch_version=torch.__version__,
+        config=asdict(cfg),
         seeds=cfg.seed_list,
         init_source=str(init_source) if init_source else "",
+        metric=cfg.metric,
     )
 
 
@@ -138,6 +167,47 @@ def describe_finder(finder: FinderResult) -> str:
     return "; ".join([f"{len(finder.lr)} steps in {finder.wall_s:.2f} s, {rules}", *finder.flags()])
 
 
+def check_plan(cfg: ExperimentConfig, results: RunResults, run_dir: Path) -> None:
+    """Refuse records the plan does not contain (a hand-appended trial must not be ranked)."""
+    planned = {s.key for seed in cfg.seed_list for s in fixed_specs(cfg, seed, run_dir)}
+    for finder in results.finders:
+        if finder.seed not in cfg.seed_list:
+            raise ResultsError(
+                f"results.json: a finder of seed {finder.seed}, not in this run's seeds"
+            )
+        taken = [t.lr for t in results.trials if t.seed == finder.seed and t.role == "fixed"]
+        planned |= {s.key for s in check_specs(cfg, finder, run_dir, taken)}
+    keys = [t.key for t in results.trials]
+    for trial in results.trials:
+        if trial.key not in planned:
+            raise ResultsError(
+                f"results.json: trial {trial.key} (lr {trial.lr:g}) is not in this run's plan "
+                "(config.yaml); remove it or start a new run"
+            )
+        if keys.count(trial.key) > 1:
+            raise ResultsError(f"results.json: trial {trial.key} is recorded twice")
+
+
+def plan_pending(cfg: ExperimentConfig, results: RunResults, run_dir: Path) -> list[str]:
+    """What is left to do: trial keys, ``seedN/finder`` and ``seedN/finder checks``."""
+    done = {t.key for t in results.trials}
+    finders = {f.seed: f for f in results.finders}
+    pending = []
+    for seed in cfg.seed_list:
+        pending += [s.key for s in fixed_specs(cfg, seed, run_dir) if s.key not in done]
+        if not cfg.finder.enabled:
+            continue
+        if seed not in finders:
+            pending.append(f"seed{seed}/{FINDER_RUN}")
+            if cfg.finder.verify:
+                pending.append(f"seed{seed}/{CHECKS}")
+        elif cfg.finder.verify:
+            taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]
+            checks = check_specs(cfg, finders[seed], run_dir, taken)
+            pending += [s.key for s in checks if s.key not in done]
+    return pending
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     run_dir: Path,
@@ -146,36 +216,25 @@ def run_experiment(
     results: RunResults | None = None,
     progress: Progress = lambda message: None,
 ) -> RunResults:
-    """Run (or finish) the experiment in ``run_dir``.
+    """Run (or finish) the trials, finders and checks of the experiment in ``run_dir``.
 
     Args:
         cfg: The validated config.
         run_dir: The run folder (exists; ``results.json`` is written here).
         init_path: A user checkpoint every seed starts from (``--init``), else fresh weights.
-        results: An interrupted run's records (``--resume``): finished trials are kept.
+        results: An interrupted run's records (``--resume``): finished work is kept.
         progress: Called with one line per finished step of the experiment.
 
     Returns:
-        The complete records, also written to ``run_dir/results.json``.
+        The records with every trial done and the comparison made (status still ``running``:
+        the report comes next).
     """
     start = time.perf_counter()
-    results = results or new_results(cfg)
-    results.status = "running"
-    done = {(t.seed, t.name) for t in results.trials}
-    results.pending = [
-        f"seed{s.seed}/{s.name}"
-        for seed in cfg.seed_list
-        for s in fixed_specs(cfg, seed, run_dir)
-        if (s.seed, s.name) not in done
-    ]
-    if cfg.finder.enabled:
-        finder_done = {f.seed for f in results.finders}
-        results.pending += [
-            f"seed{seed}/finder" for seed in cfg.seed_list if seed not in finder_done
-        ]
+    results = results or new_results(cfg, init_path)
+    check_plan(cfg, results, run_dir)
+    results.status, results.error = "running", ""
+    results.pending = plan_pending(cfg, results, run_dir)
     write_results(run_dir, results)
-
-    n_inputs = input_dim(cfg.data)
     if cfg.data.csv_path:
         sha = file_sha256(cfg.data.csv_path)
         if results.csv_sha256 and sha != results.csv_sha256:
@@ -185,33 +244,25 @@ def run_experiment(
             )
         results.csv_sha256 = sha
 
-    def record(result: TrialResult, index: int, total: int, note: str = "") -> None:
-        results.trials.append(result)
-        results.pending.remove(f"seed{result.seed}/{result.name}")
-        write_results(run_dir, results)
-        outcome = (
-            f"diverged at step {result.diverged_step}"
-            if result.diverged
-            else f"final loss {result.final_loss:.4g}"
-        )
-        progress(
-            f"  [{index}/{total}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"
-        )
-
     def run(planned: list[TrialSpec]) -> None:
-        specs = [s for s in planned if (s.seed, s.name) not in done]
+        done = {t.key for t in results.trials}
+        specs = [s for s in planned if s.key not in done]
         for spec in specs:
             # A folder left by this trial's interrupted attempt holds a partial curve: start clean.
             shutil.rmtree(Path(spec.log_dir) / spec.name, ignore_errors=True)
-        # Decided on all the planned trials, so a resumed run trains the rest the same way.
-        if specs and should_batch(cfg, len(planned), n_inputs):
-            interrupt.check()
-            for i, result in enumerate(run_batched(specs), 1):
-                record(result, i, len(specs), f" (batched, {result.step_us:.0f} us/trial-step)")
+        if not specs:
             return
-        for i, spec in enumerate(specs, 1):
-            interrupt.check()
-            record(run_trial(spec), i, len(specs))
+        mode = choose_mode(specs, len(planned))
+        count = [0]
+
+        def record(result: TrialResult) -> None:
+            count[0] += 1
+            results.trials.append(result)
+            results.pending.remove(result.key)
+            write_results(run_dir, results)
+            progress(_trial_line(result, count[0], len(specs), mode))
+
+        execute(specs, mode, record)
 
     for seed in cfg.seed_list:
         folder = seed_dir(run_dir, seed)
@@ -225,30 +276,39 @@ def run_experiment(
             continue
         finder = next((f for f in results.finders if f.seed == seed), None)
         if finder is None:
-            # A finder run cut short by an interrupt may have logged its curve: start clean.
-            shutil.rmtree(folder / FINDER_RUN, ignore_errors=True)
-            finder = run_finder(cfg, seed, folder / INIT_FILE, folder)
-            for rule, s in apply_rules(
-                cfg.finder.rules, finder.lr, finder.loss, finder.suggestion, finder.suggestion_note
-            ).items():
+            interrupt.check()
+            clean_scratch(folder)
+            try:
+                finder = run_finder(cfg, seed, folder / INIT_FILE, folder)
+            except Exception as err:
+                raise TrialError(f"seed{seed}/{FINDER_RUN}", err) from err
+            for rule, s in apply_rules(cfg.finder.rules, finder.lr, finder.rule_curve(),
+                                       finder.suggestion, finder.suggestion_note).items():  # fmt: skip
                 finder.rules[rule] = s.lr
                 if s.note:
                     finder.rule_notes[rule] = s.note
             results.finders.append(finder)
-            results.pending.remove(f"seed{seed}/finder")
-            interrupt.check()  # a stop during the search waits for it: the curve is whole
+            results.pending = plan_pending(cfg, results, run_dir)
+            write_results(run_dir, results)
             progress(f"  finder: {describe_finder(finder)}")
-        if not cfg.finder.verify:
-            continue
-        taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]
-        checks = check_specs(cfg, finder, run_dir, taken)
-        results.pending += [f"seed{seed}/{s.name}" for s in checks if (seed, s.name) not in done]
-        write_results(run_dir, results)
-        run(checks)
+        if cfg.finder.verify:
+            taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]
+            run(check_specs(cfg, finder, run_dir, taken))
 
     results.comparison = compare(results, list(cfg.finder.rules) if cfg.finder.enabled else [])
-    results.metric = results.comparison["metric"]
-    results.status = "complete"
     results.wall_s += time.perf_counter() - start
-    write_results(run_dir, results)
     return results
+
+
+def _trial_line(result: TrialResult, index: int, total: int, how: str) -> str:
+    width = len(str(total))
+    if result.diverged:
+        outcome = f"diverged at step {result.diverged_step}"
+    elif result.final_loss is None:
+        outcome = "no whole epoch"
+    else:
+        outcome = f"final loss {result.final_loss:.4g}"
+    note = f" ({how}, {result.step_us:.0f} us/trial-step)" if how == "batched" else ""
+    return (
+        f"  [{index:>{width}}/{total}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"
+    )

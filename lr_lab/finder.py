@@ -1,10 +1,12 @@
 """Lightning's own LR finder (``Tuner.lr_find``), run from the seed's initial checkpoint.
 
-The finder trains on the same data order as the trials, with a learning rate that grows every
-step from ``min_lr`` to ``max_lr``, and records Lightning's smoothed loss per step. Its temporary
-``.lr_find_<uuid>.ckpt`` goes to a private folder inside the run folder that is removed on the way
-out, whatever happens. Lightning swaps in a dummy logger during the search, so the curve is
-written to TensorBoard here, afterwards.
+The finder trains on the same data, in the same order, as the trials (seeded the same way), with a
+learning rate that grows every step from ``min_lr`` to ``max_lr``, and records Lightning's smoothed
+loss per step. Lightning's curve is kept as Lightning has it; the raw loss of each step is
+recorded beside it (the finder replaces the Trainer's callbacks, so a hook on the module records
+it, without touching the search) and gives the bias-corrected curve (:mod:`lr_lab.curves`).
+The finder's temporary ``.lr_find_<uuid>.ckpt`` goes to a private folder inside the seed's folder
+that is removed on the way out, whatever happens.
 """
 
 from __future__ import annotations
@@ -17,18 +19,44 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.tuner import Tuner
+from torch import Tensor
 
+from lr_lab import interrupt
 from lr_lab.config import ExperimentConfig
-from lr_lab.data import RegressionDataModule
+from lr_lab.curves import corrected_curve
 from lr_lab.initial_state import load_initial_state, weights_sha256
+from lr_lab.providers import build_datamodule, build_model
+from lr_lab.recorder import batch_sha256
 from lr_lab.results import FinderResult
-from lr_lab.trials import build_module, make_trainer
+from lr_lab.trainer import make_trainer
 
 FINDER_RUN = "finder"
+SCRATCH_PREFIX = ".lr_find-"
+
+
+class _RawLoss:
+    """A module hook that records each finder step's loss, read as Lightning's callback reads it."""
+
+    def __init__(self, module: L.LightningModule):
+        self.module = module
+        self.losses: list[float | None] = []
+        self.first_batch_sha256 = ""
+        self._original = module.on_train_batch_end
+
+    def __call__(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self.first_batch_sha256:
+            self.first_batch_sha256 = batch_sha256(batch)
+        if not outputs:
+            self.losses.append(None)  # Lightning records NaN and leaves its average alone
+        else:
+            loss = outputs if isinstance(outputs, Tensor) else outputs["loss"]
+            self.losses.append(float(loss.item()))
+        self._original(outputs, batch, batch_idx)
+        interrupt.check()
 
 
 def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path) -> FinderResult:
@@ -38,37 +66,34 @@ def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path)
         cfg: The experiment config (``cfg.finder`` holds the finder's settings).
         seed: The data seed (same data and order as the trials).
         init_path: The seed's ``init.ckpt``.
-        log_dir: The seed's folder; the curve goes to the TensorBoard run ``log_dir/finder``.
+        log_dir: The seed's folder (the temporary checkpoint goes to a scratch folder in it).
 
     Returns:
-        The finder's curve, Lightning's suggestion (or why there is none), and whether the search
-        stopped early. ``rules`` is left for :mod:`lr_lab.rules` to fill.
+        Lightning's curve, the raw and corrected curves, Lightning's suggestion (or why there is
+        none), and whether the search stopped early. ``rules`` is left for :mod:`lr_lab.rules`.
 
     Raises:
         RuntimeError: The finder changed the module's weights (it must restore them).
     """
     f = cfg.finder
-    datamodule = RegressionDataModule(cfg.data, seed)
-    module = build_module(cfg, datamodule.input_dim, f.min_lr)
+    module = build_model(cfg, f.min_lr)
     init_sha = load_initial_state(init_path, module)
+    L.seed_everything(seed, verbose=False)
+    datamodule = build_datamodule(cfg, seed)
+    raw = _RawLoss(module)
     start = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix=".lr_find-", dir=log_dir))
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=log_dir))
     try:
         trainer = make_trainer(
-            cfg,
-            root_dir=scratch,
-            callbacks=[],
-            has_val=False,
-            max_epochs=-1,
-            max_steps=f.num_training,
+            cfg, root_dir=scratch, callbacks=[], max_epochs=-1, max_steps=f.num_training
         )
-        datamodule.trainer = trainer
-        datamodule.setup("fit")
+        module.on_train_batch_end = raw
+        L.seed_everything(seed, verbose=False)
         # Lightning's finder draws its own tqdm bar; the lab shows one progress display.
         with contextlib.redirect_stderr(io.StringIO()):
             finder = Tuner(trainer).lr_find(
                 module,
-                train_dataloaders=datamodule.train_dataloader(),
+                datamodule=datamodule,
                 min_lr=f.min_lr,
                 max_lr=f.max_lr,
                 num_training=f.num_training,
@@ -77,28 +102,37 @@ def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path)
                 update_attr=False,
             )
     finally:
+        module.__dict__.pop("on_train_batch_end", None)
         shutil.rmtree(scratch, ignore_errors=True)
     if weights_sha256(module.state_dict()) != init_sha:
         raise RuntimeError("Lightning's LR finder did not restore the initial weights")
-    lrs = [float(v) for v in finder.results["lr"]]
     losses = [float(v) for v in finder.results["loss"]]
     result = FinderResult(
         seed=seed,
-        lr=lrs,
+        lr=[float(v) for v in finder.results["lr"]],
         loss=losses,
+        raw_loss=[math.nan if v is None else v for v in raw.losses],
+        corrected_loss=corrected_curve(raw.losses),
+        curve=f.curve,
         num_training=f.num_training,
         stopped_early=len(losses) < f.num_training,
         nonfinite_points=sum(not math.isfinite(v) for v in losses),
         lightning_version=L.__version__,
         init_sha256=init_sha,
+        first_batch_sha256=raw.first_batch_sha256,
         wall_s=time.perf_counter() - start,
     )
     result.suggestion, result.suggestion_note = _lightning_suggestion(finder, len(losses))
-    log_finder_curve(result, log_dir)
     return result
 
 
-def _lightning_suggestion(finder: object, n_points: int) -> tuple[float | None, str]:
+def clean_scratch(folder: Path) -> None:
+    """Remove finder scratch folders an earlier, killed process left in a seed's folder."""
+    for stale in folder.glob(f"{SCRATCH_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _lightning_suggestion(finder: Any, n_points: int) -> tuple[float | None, str]:
     # suggestion() logs an error when it cannot decide; the lab reports the reason itself.
     lf_logger = logging.getLogger("lightning.pytorch.tuner.lr_finder")
     level = lf_logger.level
@@ -113,14 +147,3 @@ def _lightning_suggestion(finder: object, n_points: int) -> tuple[float | None, 
             "and needs 2 finite points left to take a slope"
         )
     return float(value), ""
-
-
-def log_finder_curve(result: FinderResult, log_dir: Path) -> None:
-    """Write the finder's curve to the TensorBoard run ``finder``: loss and LR per finder step."""
-    logger = TensorBoardLogger(log_dir, name="", version=FINDER_RUN, default_hp_metric=False)
-    for step, (lr, loss) in enumerate(zip(result.lr, result.loss)):
-        metrics = {"finder/lr": lr, "finder/log10_lr": math.log10(lr)}
-        if math.isfinite(loss):
-            metrics["finder/loss"] = loss
-        logger.log_metrics(metrics, step=step)
-    logger.finalize("success")

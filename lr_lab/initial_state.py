@@ -8,6 +8,7 @@ that ``torch.load(path, weights_only=True)`` reads. Its identity is the sha256 o
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-
-class InitStateError(ValueError):
-    """The initial checkpoint is missing, unreadable or does not fit the model."""
+from lr_lab.errors import InitStateError
+from lr_lab.rundir import atomic_write
 
 
 def weights_sha256(state_dict: Mapping[str, Tensor]) -> str:
@@ -44,7 +44,7 @@ def save_initial_state(
 
     Args:
         module: The freshly initialised module.
-        path: Where to write ``init.ckpt``; an existing file is never overwritten.
+        path: Where to write ``init.ckpt`` (atomically); an existing file is never overwritten.
         architecture: What the weights are shaped for (recorded for error messages).
         seed: The seed that drew them.
 
@@ -52,8 +52,9 @@ def save_initial_state(
         The sha256 of the saved weights.
     """
     state = {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
-    with path.open("xb") as fh:
-        torch.save({"state_dict": state, "architecture": architecture, "seed": seed}, fh)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state, "architecture": architecture, "seed": seed}, buffer)
+    atomic_write(path, buffer.getvalue(), exclusive=True)
     return weights_sha256(state)
 
 
@@ -104,7 +105,8 @@ def load_initial_state(path: Path, module: nn.Module) -> str:
 
 def check_fits(path: Path, state: Mapping[str, Tensor], module: nn.Module) -> None:
     """Raise :class:`InitStateError` naming the first mismatch between ``state`` and ``module``."""
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    reference = module.state_dict()
+    expected = {k: tuple(v.shape) for k, v in reference.items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
@@ -117,4 +119,9 @@ def check_fits(path: Path, state: Mapping[str, Tensor], module: nn.Module) -> No
             raise InitStateError(
                 f"{path}: shaped for another architecture ({name} is {list(found[name])}, "
                 f"this model needs {list(shape)})"
+            )
+        if state[name].dtype != reference[name].dtype:
+            # load_state_dict would cast silently, and the trials' hash would not be the file's.
+            raise InitStateError(
+                f"{path}: {name} is {state[name].dtype}, this model needs {reference[name].dtype}"
             )

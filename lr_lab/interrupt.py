@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM, turned into a clean stop at the next safe point.
+"""Ctrl-C, SIGTERM and SIGHUP, turned into a clean stop at the next safe point.
 
 A signal handler only records the request; training checks it once per step (from the
 :class:`~lr_lab.trials.LossRecorder`) and the experiment between trials. Raising straight from the
@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from types import FrameType
 
 _requested: int | None = None
+# A closed terminal (SIGHUP) stops the run like Ctrl-C does: status interrupted, resumable.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(BaseException):
@@ -47,13 +49,13 @@ def check() -> None:
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM request a stop instead of killing the process.
+    """Within the block, SIGINT, SIGTERM and SIGHUP request a stop instead of killing the process.
 
     The request stays readable with :func:`requested` until the next block starts.
     """
     global _requested
     _requested = None
-    previous = {sig: signal.signal(sig, _record) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, _record) for sig in SIGNALS}
     try:
         yield
     finally:

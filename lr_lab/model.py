@@ -1,7 +1,9 @@
 """The net (a plain ``nn.Module``) and the LightningModule that trains it.
 
 The module owns the loss (MSE), the hyperparameter ``lr`` (found by ``Tuner.lr_find``) and the
-optimizer. It logs nothing itself: the trial runner's recorder reads the loss each step returns.
+optimizer. It follows the contract any user module follows (``training_step`` returns the loss,
+``validation_step`` logs ``val_loss``), so it also runs as an ordinary Lightning fit; the lab's
+fast path (:mod:`lr_lab.chunked`) subclasses it.
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ class RegressionModule(L.LightningModule):
         return self._loss(batch)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Mean squared error of one validation chunk."""
-        return self._loss(batch)
+        """Mean squared error of one validation chunk, logged as ``val_loss``."""
+        loss = self._loss(batch)
+        self.log("val_loss", loss, batch_size=len(batch[0]))
+        return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The configured optimizer at ``self.lr``."""

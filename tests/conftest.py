@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from lr_lab.config import DataConfig, ExperimentConfig, FinderConfig, ModelConfig, TrialsConfig
-from lr_lab.trials import quiet_lightning
+from lr_lab.trainer import quiet_lightning
 
 quiet_lightning()
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lr_lab.cli import EXIT_BAD_INPUT, main
+from lr_lab.cli import main
+from lr_lab.errors import EXIT_BAD_INPUT
 from lr_lab.initial_state import save_initial_state
 from lr_lab.model import RegressionModule
 from tests.conftest import TINY_ARGS
@@ -58,7 +59,10 @@ CASES = {
     ),
     "not an int": (["--data.n_samples", "abc"], "data.n_samples = abc: expected an integer"),
     "bad choice": (["--optimizer.name", "adamw"], "optimizer.name = adamw: expected one of"),
-    "nan lr": (["--trials.lrs", "[0.1, nan]"], "trials.lrs = nan"),
+    "nan lr": (
+        ["--trials.lrs", "[0.1, nan]"],
+        "trials.lrs = [0.1, nan]: expected a list of numbers",
+    ),
     "negative lr": (
         ["--trials.lrs", "[0.1, -1.0]"],
         "trials.lrs[1] = -1.0: learning rates must be finite and > 0",

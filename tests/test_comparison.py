@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 import pytest
 
 from lr_lab.comparison import compare
@@ -25,15 +27,15 @@ def test_ranking_rules_and_recommendation():
                               rule_notes={"minimum_div10": "the loss curve is flat"})],
     )  # fmt: skip
     comp = compare(results, ["lightning", "valley", "steep_log", "minimum_div10"])
-    assert comp["metric"] == "train_loss"
-    assert comp["best_fixed"] == {"lr": 0.1, "loss": 0.2}
-    rules = comp["rules"]
+    assert comp.metric == "train_loss"
+    assert (comp.best_fixed.lr, comp.best_fixed.loss) == (0.1, 0.2)
+    rules = comp.rules
     # Two rules that chose the same LR share one trial and one rank.
-    assert rules["valley"]["rank"] == rules["steep_log"]["rank"] == 1
-    assert rules["valley"]["ratio_to_best"] == pytest.approx(0.5)
-    assert comp["suggested_lr"] == 1e-5 and comp["suggested_rank"] == 4
-    assert comp["ratio_to_best"] == pytest.approx(0.98 / 0.2)
-    assert rules["minimum_div10"]["lr"] is None and "flat" in rules["minimum_div10"]["note"]
+    assert rules["valley"].rank == rules["steep_log"].rank == 1
+    assert rules["valley"].ratio_to_best_fixed == pytest.approx(0.5)
+    assert comp.lightning.lr == 1e-5 and comp.lightning.rank == 4
+    assert comp.lightning.ratio_to_best_fixed == pytest.approx(0.98 / 0.2)
+    assert rules["minimum_div10"].lr is None and "flat" in rules["minimum_div10"].note
     rec = {
         "lr": 0.03,
         "lr_min": 0.03,
@@ -41,8 +43,10 @@ def test_ranking_rules_and_recommendation():
         "loss": 0.1,
         "source": "rule valley+steep_log",
     }
-    assert comp["recommendation"] == rec
-    ranks = {r["label"]: r["rank"] for r in comp["rows"]}
+    assert asdict(comp.recommendation) == rec
+    as_json = comp.to_json()  # what results.json holds
+    assert as_json["suggested_lr"] == 1e-5 and as_json["recommendation"] == rec
+    ranks = {r.label: r.rank for r in comp.rows}
     assert ranks == {
         "0.1": 2,
         "0.001": 3,
@@ -60,7 +64,7 @@ def test_ranking_rules_and_recommendation():
         "check": "best",
         "check2": "slow",
     }
-    assert comp["n_ranked"] == 4  # the diverged LR and the missing rule are not ranked
+    assert comp.n_ranked == 4  # the diverged LR and the missing rule are not ranked
 
 
 def test_diverged_seed_ranks_row_last_and_validation_is_preferred():
@@ -74,12 +78,12 @@ def test_diverged_seed_ranks_row_last_and_validation_is_preferred():
         x.val_loss = [v * 2 for v in x.train_loss]
         x.final_val_loss = x.val_loss[-1]
     comp = compare(RunResults(seeds=[0, 1], trials=t), [])
-    assert comp["metric"] == "val_loss"
-    rows = {r["label"]: r for r in comp["rows"]}
-    assert rows["0.01"]["rank"] == 1 and rows["0.01"]["mean"] == pytest.approx(1.7)
-    assert rows["0.01"]["spread"] == pytest.approx([1.6, 1.8])
-    assert rows["0.1"]["rank"] is None and rows["0.1"]["diverged_seeds"] == 1
-    assert rows["0.1"]["verdict"] == "diverged"
+    assert comp.metric == "val_loss"
+    rows = {r.label: r for r in comp.rows}
+    assert rows["0.01"].rank == 1 and rows["0.01"].mean == pytest.approx(1.7)
+    assert rows["0.01"].spread == pytest.approx((1.6, 1.8))
+    assert rows["0.1"].rank is None and rows["0.1"].diverged_seeds == 1
+    assert rows["0.1"].verdict == "diverged"
 
 
 def test_unverified_suggestions_are_still_reported():
@@ -94,13 +98,13 @@ def test_unverified_suggestions_are_still_reported():
         ],
     )
     comp = compare(results, ["lightning", "valley"])
-    light = comp["rules"]["lightning"]
+    light = comp.rules["lightning"]
     # The lower median: always a value some seed actually suggested.
-    assert (light["lr"], light["lr_min"], light["lr_max"]) == (1e-5, 1e-5, 3e-5)
-    assert light["verdict"] == "not verified" and light["rank"] is None
-    assert comp["suggested_lr"] == 1e-5
-    valley = comp["rules"]["valley"]
-    assert valley["lr"] == 0.02 and valley["seeds"] == 1 and valley["note"] == "seed 1: flat"
+    assert (light.lr, light.lr_min, light.lr_max) == (1e-5, 1e-5, 3e-5)
+    assert light.verdict == "not verified" and light.rank is None
+    assert comp.to_json()["suggested_lr"] == 1e-5
+    valley = comp.rules["valley"]
+    assert valley.lr == 0.02 and len(valley.lrs) == 1 and valley.note == "seed 1: flat"
 
 
 def test_a_rule_missing_for_some_seeds_is_not_ranked_against_full_rows():
@@ -116,8 +120,8 @@ def test_a_rule_missing_for_some_seeds_is_not_ranked_against_full_rows():
         ],
     )
     comp = compare(results, ["valley"])
-    valley = comp["rules"]["valley"]
+    valley = comp.rules["valley"]
     # Better than the grid on its one seed, but that is not a mean over both seeds.
-    assert valley["loss"] == 0.1 and valley["rank"] is None and valley["ratio_to_best"] is None
-    assert valley["verdict"] == "partial (1/2 seeds)" and valley["trained"] == 1
-    assert comp["recommendation"]["source"] == "grid" and comp["recommendation"]["lr"] == 0.1
+    assert valley.mean == 0.1 and valley.rank is None and valley.ratio_to_best_fixed is None
+    assert valley.verdict == "partial (1/2 seeds)" and len(valley.trial_names) == 1
+    assert comp.recommendation.source == "grid" and comp.recommendation.lr == 0.1

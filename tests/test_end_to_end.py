@@ -10,8 +10,10 @@ import pytest
 import torch
 import yaml
 
-from lr_lab.cli import DEFAULT_CONFIG, build_parser, main, parse_config
+from lr_lab.arguments import DEFAULT_CONFIG, build_parser
+from lr_lab.cli import main
 from lr_lab.config import ExperimentConfig
+from lr_lab.validate import validate
 from tests.conftest import TINY_ARGS, only_run_dir
 from tests.tb import plugin_tags, scalars
 
@@ -100,28 +102,41 @@ def test_printed_table_agrees_with_results(tiny_run):
 def test_tensorboard_runs_per_trial_with_hparams(tiny_run):
     run_dir, _ = tiny_run
     res = json.loads((run_dir / "results.json").read_text())
+    ranks = {n: r["rank"] for r in res["comparison"]["rows"] for n in r["trial_names"]}
     for t in res["trials"]:
         run = run_dir / t["tb_run"]
         tags = scalars(run)
-        assert {"train/loss", "train/loss_epoch"} <= set(tags), t["name"]
-        if not t["diverged"]:
-            assert "val/loss" in tags and len(tags["val/loss"]) == 3
-            assert [v for _, v in tags["train/loss_epoch"]] == pytest.approx(
-                t["train_loss"], rel=1e-6
-            )
-            assert [v for _, v in tags["val/loss"]] == pytest.approx(t["val_loss"], rel=1e-6)
-        assert tags["hparams/final_train_loss"][0][1] != -1
+        assert "train/loss" in tags, t["name"]
+        # Nothing non-finite or absurd anywhere: a diverged curve ends before its divergence.
+        values = [v for points in tags.values() for _, v in points]
+        assert all(math.isfinite(v) and abs(v) < 1e6 for v in values), t["name"]
+        if t["diverged"]:
+            assert "hparams/final_loss" not in tags and tags["hparams/diverged"][0][1] == 1
+            continue
+        assert len(tags["val/loss"]) == len(tags["train/loss_epoch"]) == 3
+        assert [v for _, v in tags["train/loss_epoch"]] == pytest.approx(t["train_loss"], rel=1e-6)
+        assert [v for _, v in tags["val/loss"]] == pytest.approx(t["val_loss"], rel=1e-6)
+        assert tags["hparams/final_loss"][0][1] == pytest.approx(t["final_loss"], rel=1e-6)
+        if ranks.get(f"seed0/{t['name']}"):
+            assert tags["hparams/rank"][0][1] == ranks[f"seed0/{t['name']}"]
         assert "_hparams_/session_start_info" in plugin_tags(run, "hparams")
     finder = scalars(run_dir / "seed0/finder")
-    assert {"finder/loss", "finder/lr"} <= set(finder)
-    assert "comparison/text_summary" in plugin_tags(run_dir / "summary", "text")
+    assert {
+        "finder/loss_lightning",
+        "finder/loss_corrected",
+        "finder/loss_raw",
+        "finder/lr",
+    } <= set(finder)
+    assert [v for _, v in finder["finder/loss_lightning"]] == pytest.approx(
+        res["finders"][0]["loss"]
+    )
+    assert "comparison/text_summary" in plugin_tags(run_dir / "_summary", "text")
 
 
 def test_every_config_file_validates():
     assert DEFAULT_CONFIG in CONFIGS
     for path in CONFIGS:
-        cfg, _ = parse_config(["--config", str(path)])
-        assert isinstance(cfg, ExperimentConfig)
+        assert isinstance(validate(["--config", str(path)]).cfg, ExperimentConfig)
 
 
 def test_default_yaml_matches_dataclass_defaults():
@@ -136,9 +151,7 @@ def test_default_yaml_matches_dataclass_defaults():
 
 
 def test_print_config(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--print_config", "--trials.max_epochs", "4"])
-    assert exit_info.value.code == 0
+    assert main(["--print_config", "--trials.max_epochs", "4"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["trials"]["max_epochs"] == 4 and printed["trials"]["lrs"] == [0.01, 0.5, 0.0001]
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lr_lab.cli import main, new_run_dir
+from lr_lab.cli import main
 from lr_lab.experiment import fixed_specs, prepare_initial_state, seed_dir
 from lr_lab.model import RegressionModule
-from lr_lab.trials import run_trial
+from lr_lab.rundir import new_run_dir
+from lr_lab.runner import run_trial
 from tests.conftest import TINY_ARGS, only_run_dir, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,7 @@ def test_nan_at_a_known_step_marks_only_that_trial(tmp_path, monkeypatch):
 
     def poisoned(self, batch):
         loss = original(self, batch)
-        at_step_6 = self.training and getattr(self, "optimizer_steps", None) == 6
+        at_step_6 = self.training and self.trainer.global_step == 6
         return loss * math.nan if self.lr == 0.05 and at_step_6 else loss
 
     monkeypatch.setattr(RegressionModule, "_loss", poisoned)
@@ -152,7 +153,7 @@ def test_resume_refuses_a_changed_init_checkpoint(tmp_path, capsys):
     torch.save(ckpt, run_dir / "seed0/init.ckpt")
     code = main(["--resume", str(run_dir)])
     err = capsys.readouterr().err
-    assert code == 1 and "weights changed since the run recorded them" in err and "init.ckpt" in err
+    assert code == 2 and "weights changed since the run recorded them" in err and "init.ckpt" in err
 
 
 def test_init_reuses_a_checkpoint_across_runs(tmp_path):
@@ -187,7 +188,7 @@ def test_interrupted_batched_trials_resume(tmp_path, monkeypatch, straight_run):
     original = StackedTrialModule._train_step
 
     def signal_at_step_5(self, x, y):
-        if self.optimizer_steps == 5:
+        if self.trainer.global_step == 5:
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, mid-way through the stacked trials
         return original(self, x, y)
 
@@ -200,7 +201,8 @@ def test_interrupted_batched_trials_resume(tmp_path, monkeypatch, straight_run):
     assert (
         partial["status"] == "interrupted"
         and partial["trials"] == []
-        and len(partial["pending"]) == 7
+        and partial["pending"][-2:] == ["seed0/finder", "seed0/finder checks"]
+        and len(partial["pending"]) == 8
     )
     monkeypatch.setattr(StackedTrialModule, "_train_step", original)
     code, _ = run_cli(["--resume", str(run_dir)])

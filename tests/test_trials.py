@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from lr_lab.config import DataConfig, ExperimentConfig, ModelConfig, TrialsConfig
 from lr_lab.experiment import INIT_FILE, fixed_specs, prepare_initial_state, seed_dir
 from lr_lab.model import SimpleRegressionNet
-from lr_lab.trials import run_trial
+from lr_lab.runner import run_trial
 from tests.conftest import tiny_config
 from tests.tb import scalars
 
@@ -43,8 +44,13 @@ def test_diverging_lr_is_stopped_and_marked(tmp_path):
     good = by_lr[0.05]
     assert not good.diverged and len(good.train_loss) == 3 and len(good.val_loss) == 3
     assert good.train_loss[-1] < good.train_loss[0]
-    steps = [s for s, _ in scalars(tmp_path / bad.tb_run)["train/loss"]]
-    assert max(steps) == bad.diverged_step  # nothing logged past the divergence
+    assert bad.train_loss == [] and bad.final_train_loss is None  # no whole epoch before it
+    assert "x the first loss" in bad.diverged_reason or "nan" in bad.diverged_reason
+    curve = scalars(tmp_path / bad.tb_run)["train/loss"]
+    # The curve ends at the step before the divergence: no absurd or non-finite value is written.
+    assert max(s for s, _ in curve) == bad.diverged_step - 1
+    assert all(math.isfinite(v) and v <= 1000 * bad.first_step_loss for _, v in curve)
+    assert "train/loss_epoch" not in scalars(tmp_path / bad.tb_run)
 
 
 def plain_pytorch_losses(init: Path, x, y, lr: float, epochs: int, hidden) -> list[float]:
@@ -89,13 +95,13 @@ def test_full_batch_sgd_on_csv_matches_plain_pytorch(tmp_path):
 
 
 def test_steps_per_call_changes_speed_not_results(tmp_path, monkeypatch):
-    import lr_lab.trials
+    import lr_lab.runner
 
     cfg = tiny_config()
     prepare_initial_state(cfg, 0, seed_dir(tmp_path / "a", 0), None, None)
     prepare_initial_state(cfg, 0, seed_dir(tmp_path / "b", 0), None, None)
     chunked = [run_trial(s) for s in fixed_specs(cfg, 0, tmp_path / "a")]
-    monkeypatch.setattr(lr_lab.trials, "STEPS_PER_CALL", 1)  # one mini-batch per training_step
+    monkeypatch.setattr(lr_lab.runner, "STEPS_PER_CALL", 1)  # one mini-batch per training_step
     single = [run_trial(s) for s in fixed_specs(cfg, 0, tmp_path / "b")]
     for a, b in zip(chunked, single, strict=True):
         assert (a.train_loss, a.val_loss, a.diverged_step, a.steps) == (

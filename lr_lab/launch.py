@@ -1,0 +1,143 @@
+"""A run's life in its folder: create or reopen it, lock it, run, report, keep its status true.
+
+Shared by the command line (:mod:`lr_lab.cli`) and the Python API (:func:`lr_lab.run`). The
+status in ``results.json`` is ``running`` while a process works, ``interrupted`` after a signal
+(with ``pending`` listing what is left), ``failed`` after an error (with ``error``), and
+``complete`` only once the comparison and every report file exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lr_lab import interrupt
+from lr_lab.arguments import Invocation, dump_config
+from lr_lab.comparison import compare
+from lr_lab.errors import one_line
+from lr_lab.experiment import check_plan, new_results, plan_pending, run_experiment
+from lr_lab.report import damaged_report, pngs_of, write_report
+from lr_lab.results import RunResults, read_results, write_results
+from lr_lab.rundir import RunLock, atomic_write, new_run_dir
+from lr_lab.validate import check_resume
+
+ERROR_LOG = "error.log"
+REPORT = "report"  # the pending entry for the report
+
+
+@dataclass
+class Outcome:
+    """What a launch did: the folder, the records, and what the report drew or repaired."""
+
+    run_dir: Path
+    results: RunResults
+    pngs: list[Path] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    resumed: bool = False
+
+
+def open_run(inv: Invocation, lock: RunLock | None = None) -> tuple[Path, RunResults, RunLock]:
+    """A new run folder (config.yaml, results.json) or the resumed one, locked.
+
+    Raises:
+        RunDirError: The folder is in use by another process.
+        ResultsError: A resumed folder's ``results.json`` is damaged.
+        UsageError: A resumed folder's config was edited since it started.
+    """
+    if inv.resume is not None:
+        run_dir = Path(inv.resume)
+        lock = RunLock(run_dir).acquire()
+        try:
+            results = read_results(run_dir)
+            check_resume(inv, results.config)
+        except BaseException:
+            lock.release()
+            raise
+        return run_dir, results, lock
+    run_dir = new_run_dir(Path(inv.out), inv.config_name)
+    lock = RunLock(run_dir).acquire()
+    atomic_write(run_dir / "config.yaml", dump_config(inv.cfg))
+    init = Path(inv.init).resolve() if inv.init else None
+    results = new_results(inv.cfg, init)
+    write_results(run_dir, results)
+    return run_dir, results, lock
+
+
+@dataclass
+class Todo:
+    """What a run still needs: training (trials, finders, checks) and report files."""
+
+    training: bool
+    report: list[str]
+
+    @property
+    def nothing(self) -> bool:
+        """Whether the run is complete and intact."""
+        return not self.training and not self.report
+
+
+def todo(inv: Invocation, results: RunResults, run_dir: Path) -> Todo:
+    """What is left of a run (a new run: everything).
+
+    Raises:
+        ResultsError: ``results.json`` holds a trial the plan does not contain.
+    """
+    check_plan(inv.cfg, results, run_dir)
+    if results.status != "complete" or plan_pending(inv.cfg, results, run_dir):
+        return Todo(training=True, report=["all"])
+    results.comparison = compare(
+        results, list(inv.cfg.finder.rules) if inv.cfg.finder.enabled else []
+    )
+    return Todo(training=False, report=damaged_report(results, run_dir))
+
+
+def finish(
+    inv: Invocation,
+    run_dir: Path,
+    results: RunResults,
+    progress: Callable[[str], None],
+    work: Todo,
+) -> Outcome:
+    """Do what ``work`` says is left, then mark the run complete.
+
+    On any exception the status is left truthful (``interrupted`` or ``failed``, with ``error``
+    and ``error.log``) before it propagates.
+    """
+    outcome = Outcome(run_dir, results, resumed=inv.resume is not None)
+    try:
+        if work.training:
+            init = Path(results.init_source) if results.init_source else None
+            results = run_experiment(
+                inv.cfg, run_dir, init_path=init, results=results, progress=progress
+            )
+            outcome.results = results
+        if work.report:
+            results.status, results.pending = "running", [REPORT]
+            write_results(run_dir, results)
+            interrupt.check()
+            outcome.pngs = write_report(results, run_dir)
+            outcome.repaired = work.report if outcome.resumed and not work.training else []
+            results.status, results.pending = "complete", []
+            write_results(run_dir, results)
+        else:
+            outcome.pngs = pngs_of(results, run_dir)
+        return outcome
+    except BaseException as err:
+        mark_stopped(run_dir, results, err)
+        raise
+
+
+def mark_stopped(run_dir: Path, results: RunResults, err: BaseException) -> None:
+    """Record why the run stopped: ``interrupted`` by a signal, else ``failed`` with the error."""
+    if interrupt.requested() is not None:
+        results.status = "interrupted"
+    else:
+        results.status = "failed"
+        results.error = one_line(err)
+        with contextlib.suppress(OSError):  # a full disk: the one line on the console must do
+            atomic_write(run_dir / ERROR_LOG, "".join(traceback.format_exception(err)))
+    with contextlib.suppress(OSError):  # a full or read-only disk; the caller says so
+        write_results(run_dir, results)

@@ -1,0 +1,184 @@
+"""The run folder: created fresh, locked while a process works in it, every file written atomically.
+
+A run folder (``runs/<timestamp>-<config>/``) is the unit of truth of one experiment. Nothing in it
+is ever half-written: each file is written to a temporary name in the same folder, flushed to disk
+and renamed over its final name (:func:`atomic_write`), so a crash, a full disk or a SIGKILL at
+any moment leaves either the old file or the new one. One process at a time works in a folder
+(:class:`RunLock`). Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from lr_lab.errors import RunDirError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Files get the mode a plain open() would give them (mkstemp's 0600 would hide results.json).
+FILE_MODE = 0o666 & ~_umask()
+
+
+def describe_os_error(err: OSError) -> str:
+    """``path: cause`` for an OSError, e.g. ``runs/x/results.json: No space left on device``."""
+    where = err.filename or ""
+    cause = err.strerror or str(err)
+    return f"{where}: {cause}" if where else cause
+
+
+@contextmanager
+def atomic_file(path: Path, mode: str = "wb", exclusive: bool = False) -> Iterator[IO]:
+    """Write ``path`` through a temporary file in the same folder, renamed into place on success.
+
+    Args:
+        path: The final file.
+        mode: ``"wb"`` or ``"w"`` (UTF-8 text).
+        exclusive: Fail with ``FileExistsError`` rather than replace an existing file.
+
+    Yields:
+        The open temporary file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if exclusive:
+            os.link(tmp, path)  # atomic, and fails if the file exists
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: Path, data: bytes | str, exclusive: bool = False) -> Path:
+    """Atomically write ``data`` (bytes, or text as UTF-8) to ``path``."""
+    with atomic_file(path, "wb" if isinstance(data, bytes) else "w", exclusive) as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def atomic_save(path: Path, save: Callable[[Path], None]) -> Path:
+    """Atomically create ``path`` with a writer that takes a file name (e.g. ``savefig``)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        save(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_out_dir(out: Path) -> str | None:
+    """Why no run folder can be made under ``out`` (tried with real bytes), or None if it can."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"--out {out}: {probe} is not a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Real bytes: a full disk accepts an empty file but not 64 KiB.
+        with tempfile.TemporaryFile(dir=out) as fh:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        return f"--out {out}: cannot write there ({err.strerror or err})"
+    return None
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    """Create a fresh run folder ``out/<timestamp>-<name>``; never reuse an existing one."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 10_000):
+        run_dir = out / (f"{stamp}-{name}" if n == 1 else f"{stamp}-{name}-{n}")
+        try:
+            run_dir.mkdir()  # atomic: two runs started together get distinct folders
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RunDirError(f"{out}: could not create a new run folder")
+
+
+def _flock_holder(path: Path) -> str:
+    """The pid holding a flock on ``path``, from /proc/locks (Linux), or "another process"."""
+    try:
+        st = os.stat(path)
+        dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks", encoding="ascii") as fh:
+            for line in fh:
+                parts = line.split()
+                if "FLOCK" in parts and len(parts) > 5 and parts[5] == dev:
+                    return f"pid {parts[4]}"
+    except (OSError, ValueError):
+        pass
+    return "another process"
+
+
+class RunLock:
+    """An exclusive ``flock`` on the run folder itself while a process works in it.
+
+    The kernel drops the lock when the process dies, however it dies, so nothing stale can block
+    a later ``--resume``; and locking the folder writes no file into it.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise :class:`RunDirError` naming the process that holds it."""
+        try:
+            fd = os.open(self.run_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as err:
+            raise RunDirError(f"{self.run_dir}: cannot open ({err.strerror or err})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunDirError(
+                    f"{self.run_dir}: in use by {_flock_holder(self.run_dir)} "
+                    "(one process per run folder)"
+                ) from None
+            raise
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

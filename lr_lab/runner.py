@@ -1,0 +1,149 @@
+"""Run one trial: a :class:`~lr_lab.spec.TrialSpec` in, a :class:`~lr_lab.results.TrialResult` out.
+
+Every trial is a fresh ``Trainer`` on a fresh module loaded from the seed's ``init.ckpt``, fed by
+a fresh DataModule of the same seed, so the learning rate is the only difference between trials.
+
+- A user's module gets an ordinary Lightning fit (automatic optimization, its own
+  ``configure_optimizers`` and schedulers), observed by the :class:`~lr_lab.recorder.LossRecorder`.
+  ``L.seed_everything(seed)`` runs right before the DataModule is built and again right before
+  ``fit``, so the fit is replayable by hand (README, "Replay a trial by hand").
+- The built-in model takes the chunked fast path (:mod:`lr_lab.chunked`), whose data order comes
+  from its own generator; :mod:`lr_lab.batched` trains many of its trials at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import lightning as L
+
+from lr_lab.chunked import STEPS_PER_CALL, ChunkedTraining, TrialModule
+from lr_lab.config import ExperimentConfig
+from lr_lab.initial_state import load_initial_state
+from lr_lab.providers import build_datamodule, build_model, builtin_kwargs
+from lr_lab.recorder import MAX_STEP_POINTS, DivergenceGuard, EpochProgress, LossRecorder
+from lr_lab.results import TrialResult
+from lr_lab.spec import TrialSpec
+from lr_lab.trainer import make_trainer
+
+
+def log_stride(cfg: ExperimentConfig, steps_per_epoch: int) -> int:
+    """Per-step TensorBoard stride keeping curves near ``MAX_STEP_POINTS`` points."""
+    total = steps_per_epoch * cfg.trials.max_epochs
+    if cfg.trials.max_steps is not None:
+        total = min(total, cfg.trials.max_steps)
+    return max(1, math.ceil(total / MAX_STEP_POINTS))
+
+
+def run_trial(spec: TrialSpec) -> TrialResult:
+    """Train one learning rate from the seed's initial checkpoint.
+
+    Args:
+        spec: What to train.
+
+    Returns:
+        The losses per epoch, divergence, timings and the hashes of the starting weights and data.
+    """
+    cfg = spec.config
+    if not cfg.builtin_model:
+        return _run_user_trial(spec)
+    datamodule = build_datamodule(cfg, spec.seed, steps_per_call=STEPS_PER_CALL)
+    module = TrialModule(
+        divergence_factor=cfg.trials.divergence_factor, **builtin_kwargs(cfg, spec.lr)
+    )
+    init_sha = load_initial_state(Path(spec.init_path), module)
+    stride = log_stride(cfg, datamodule.steps_per_epoch)
+    recorder = LossRecorder([_run_dir(spec)], module.guard, cfg.metric, stride)
+    return fit_and_collect([spec], module, datamodule, recorder, init_sha)[0]
+
+
+def _run_user_trial(spec: TrialSpec) -> TrialResult:
+    cfg = spec.config
+    module = build_model(cfg, spec.lr)
+    init_sha = load_initial_state(Path(spec.init_path), module)
+    L.seed_everything(spec.seed, verbose=False)
+    datamodule = build_datamodule(cfg, spec.seed)
+    guard = DivergenceGuard(1, cfg.trials.divergence_factor)
+    recorder = LossRecorder([_run_dir(spec)], guard, cfg.metric)
+    L.seed_everything(spec.seed, verbose=False)
+    return fit_and_collect([spec], module, datamodule, recorder, init_sha)[0]
+
+
+def _run_dir(spec: TrialSpec) -> str:
+    return str(Path(spec.log_dir) / spec.name)
+
+
+def fit_and_collect(
+    specs: list[TrialSpec],
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    recorder: LossRecorder,
+    init_sha: str,
+) -> list[TrialResult]:
+    """Fit ``module`` (one trial, or one stacked copy per spec) and return one result per spec.
+
+    Args:
+        specs: The trials the module trains, in the order of its copies.
+        module: The module, its initial weights loaded.
+        datamodule: The seed's data.
+        recorder: The observer (its guard is the module's, for a lab module).
+        init_sha: The sha256 of the weights every copy started from.
+
+    Returns:
+        The results; a shared wall time is split evenly between the specs.
+    """
+    cfg = specs[0].config
+    label = specs[0].name if len(specs) == 1 else f"{len(specs)} trials, batched"
+    trainer = make_trainer(
+        cfg,
+        root_dir=Path(specs[0].log_dir),
+        callbacks=[recorder, EpochProgress(label)],
+        max_epochs=cfg.trials.max_epochs,
+        max_steps=cfg.trials.max_steps,
+    )
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule)
+    finally:
+        recorder.close()
+    wall = time.perf_counter() - start
+    guard = recorder.guard
+    steps = [recorder.step if d is None else d + 1 for d in guard.step]
+    results = []
+    for k, spec in enumerate(specs):
+        result = TrialResult(
+            name=spec.name,
+            role=spec.role,
+            lr=spec.lr,
+            seed=spec.seed,
+            rules=list(spec.rules),
+            init_sha256=init_sha,
+            steps=steps[k],
+            global_step=trainer.global_step,
+            wall_s=wall / len(specs),
+            step_us=1e6 * wall / max(1, sum(steps)),  # per trial-step
+            tb_run=spec.key,
+            batched=len(specs) > 1,
+            train_loss=recorder.train_loss[k],
+            val_loss=recorder.val_loss[k],
+            diverged=guard.step[k] is not None,
+            diverged_step=guard.step[k],
+            diverged_reason=guard.reason[k],
+            first_step_loss=float(guard.first[k]) if guard.first is not None else None,
+            first_batch_sha256=recorder.first_batch_sha256,
+        )
+        result.final_train_loss = (
+            None if result.diverged or not result.train_loss else result.train_loss[-1]
+        )
+        result.final_val_loss = (
+            None if result.diverged or not result.val_loss else result.val_loss[-1]
+        )
+        results.append(result)
+    return results
+
+
+def is_chunked(module: L.LightningModule) -> bool:
+    """Whether ``module`` is one of the lab's chunked modules."""
+    return isinstance(module, ChunkedTraining)

@@ -1,0 +1,78 @@
+"""The Lightning ``Trainer`` every trial and the finder use, and Lightning's console noise.
+
+A trial's Trainer differs from ``L.Trainer(max_epochs=..., num_sanity_val_steps=0)`` only in
+what does not touch the numbers: no logger (the lab's recorder writes each trial's TensorBoard
+run), no checkpoints, no progress bar or model summary. That is what makes a trial replayable with
+plain Lightning (README, "Replay a trial by hand"). No sanity check: every DataLoader iterator
+draws a seed from the global RNG, so a sanity check would shift a shuffled DataLoader's order,
+and the finder (which runs none) would not see the trials' data order.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+
+from lr_lab.config import ExperimentConfig
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's banners, tips and warnings that do not apply to the lab's fits."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*is smaller than the logging interval.*",
+        ".*Total length of .* across ranks is zero.*",
+        ".*You defined a `validation_step` but have no `val_dataloader`.*",
+        ".*LightningModule.* has parameters that were not used.*",
+        ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+        ".*Trying to infer the `batch_size` from an ambiguous collection.*",
+        ".*The number of training batches .* is smaller than the logging interval.*",
+    ):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def make_trainer(
+    cfg: ExperimentConfig,
+    *,
+    root_dir: Path,
+    callbacks: list[L.Callback],
+    max_epochs: int,
+    max_steps: int | None = None,
+    has_val: bool | None = None,
+) -> L.Trainer:
+    """A Trainer stripped of what the lab does not use (checkpoints, summaries, progress bars).
+
+    Args:
+        cfg: The experiment config (accelerator and devices come from ``cfg.trainer``).
+        root_dir: Lightning's ``default_root_dir`` (the finder's temporary checkpoint goes here).
+        callbacks: Callbacks such as the :class:`~lr_lab.recorder.LossRecorder`.
+        max_epochs: Epoch limit (-1: none).
+        max_steps: Optimizer-step limit (None: none).
+        has_val: False turns validation off; None keeps Lightning's default (validate if the
+            data has a validation loader).
+
+    Returns:
+        The Trainer.
+    """
+    extra: dict = {}
+    if has_val is False:
+        extra["limit_val_batches"] = 0
+    return L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,  # one device per trial; executors spread trials over devices
+        max_epochs=max_epochs,
+        max_steps=-1 if max_steps is None else max_steps,
+        logger=False,
+        callbacks=callbacks,
+        default_root_dir=root_dir,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        **extra,
+    )
