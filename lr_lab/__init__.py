@@ -1,8 +1,18 @@
 """lr_lab: a PyTorch Lightning lab for the learning rate.
 
-Run ``python scripts/run.py`` (or ``lr-lab``) to train a small regression net at several fixed
-learning rates from one checkpointed initial state, run Lightning's LR finder from the same state,
-and see whether the finder's suggestion holds up.
+Run ``python scripts/run.py`` (or ``lr-lab``) to train a model at several fixed learning rates from
+one checkpointed initial state, run Lightning's LR finder from the same state, and see whether the
+finder's suggestion holds up; or, from Python, ``lr_lab.run(config)``.
 """
 
-__version__ = "0.1.0"
+from lr_lab.errors import UsageError
+
+__version__ = "0.2.0"
+__all__ = ["UsageError", "run"]
+
+
+def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    """Run one experiment; see :func:`lr_lab.api.run` (imported on first use: it is heavy)."""
+    from lr_lab.api import run as _run
+
+    return _run(*args, **kwargs)

@@ -224,6 +224,8 @@ def _check_trials(cfg: ExperimentConfig, bad: Any) -> None:
         bad("trials.max_steps", t.max_steps, "must be a positive integer, or null")
     if not (math.isfinite(t.divergence_factor) and t.divergence_factor > 1):
         bad("trials.divergence_factor", t.divergence_factor, "must be a finite number > 1")
+    if t.threads is not None and t.threads < 1:
+        bad("trials.threads", t.threads, "must be a positive integer, or null for automatic")
     if t.workers is not None and t.workers < 1:
         bad("trials.workers", t.workers, "must be a positive integer, or null for automatic")
     r = cfg.ray

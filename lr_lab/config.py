@@ -82,6 +82,9 @@ class TrialsConfig:
     """Where trials run: inline (this process), processes (a local worker pool), ray, or auto."""
     workers: int | None = None
     """Worker processes for executor processes (null: usable cores, or one per visible GPU)."""
+    threads: int | None = None
+    """Torch intra-op threads per trial (null: 1 for small models, else the cores per worker).
+    CPU results are bit for bit the same at the same thread count."""
 
 
 @dataclass

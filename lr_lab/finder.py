@@ -32,7 +32,7 @@ from lr_lab.initial_state import load_initial_state, weights_sha256
 from lr_lab.providers import build_datamodule, build_model
 from lr_lab.recorder import batch_sha256
 from lr_lab.results import FinderResult
-from lr_lab.trainer import make_trainer
+from lr_lab.trainer import make_trainer, set_threads
 
 FINDER_RUN = "finder"
 SCRATCH_PREFIX = ".lr_find-"
@@ -78,6 +78,7 @@ def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path)
     f = cfg.finder
     module = build_model(cfg, f.min_lr)
     init_sha = load_initial_state(init_path, module)
+    set_threads(cfg, module)
     L.seed_everything(seed, verbose=False)
     datamodule = build_datamodule(cfg, seed)
     raw = _RawLoss(module)

@@ -9,6 +9,7 @@ wraps SIGTERM handlers with its own.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -55,6 +56,9 @@ def stop_on_signals() -> Iterator[None]:
     """
     global _requested
     _requested = None
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; elsewhere signals keep their defaults
+        return
     previous = {sig: signal.signal(sig, _record) for sig in SIGNALS}
     try:
         yield

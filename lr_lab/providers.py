@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from typing import Any
 
 import lightning as L
@@ -31,6 +33,9 @@ def import_class(path: str, key: str, base: type) -> type:
     module_name, _, name = path.rpartition(".")
     if not module_name:
         raise ProviderError(f"{key} = {path!r}: expected a dotted path like mypkg.nets.Net")
+    if os.getcwd() not in sys.path:
+        # The current folder, as `python -m` has it (an installed lr-lab script lacks it).
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # ImportError, or anything the user's module raises on import

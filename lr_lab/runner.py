@@ -26,7 +26,7 @@ from lr_lab.providers import build_datamodule, build_model, builtin_kwargs
 from lr_lab.recorder import MAX_STEP_POINTS, DivergenceGuard, EpochProgress, LossRecorder
 from lr_lab.results import TrialResult
 from lr_lab.spec import TrialSpec
-from lr_lab.trainer import make_trainer
+from lr_lab.trainer import make_trainer, set_threads
 
 
 def log_stride(cfg: ExperimentConfig, steps_per_epoch: int) -> int:
@@ -54,6 +54,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         divergence_factor=cfg.trials.divergence_factor, **builtin_kwargs(cfg, spec.lr)
     )
     init_sha = load_initial_state(Path(spec.init_path), module)
+    set_threads(cfg, module)
     stride = log_stride(cfg, datamodule.steps_per_epoch)
     recorder = LossRecorder([_run_dir(spec)], module.guard, cfg.metric, stride)
     return fit_and_collect([spec], module, datamodule, recorder, init_sha)[0]
@@ -63,6 +64,7 @@ def _run_user_trial(spec: TrialSpec) -> TrialResult:
     cfg = spec.config
     module = build_model(cfg, spec.lr)
     init_sha = load_initial_state(Path(spec.init_path), module)
+    set_threads(cfg, module)
     L.seed_everything(spec.seed, verbose=False)
     datamodule = build_datamodule(cfg, spec.seed)
     guard = DivergenceGuard(1, cfg.trials.divergence_factor)
@@ -102,6 +104,7 @@ def fit_and_collect(
         callbacks=[recorder, EpochProgress(label)],
         max_epochs=cfg.trials.max_epochs,
         max_steps=cfg.trials.max_steps,
+        has_val=getattr(datamodule, "has_val", None),  # the built-in data may hold out nothing
     )
     start = time.perf_counter()
     try:

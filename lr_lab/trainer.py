@@ -11,10 +11,12 @@ and the finder (which runs none) would not see the trials' data order.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from lr_lab.config import ExperimentConfig
 
@@ -34,6 +36,45 @@ def quiet_lightning() -> None:
         ".*The number of training batches .* is smaller than the logging interval.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
+
+
+# Up to this many parameters (over all stacked copies) a step is too small to share between
+# threads: on a busy machine every extra intra-op thread waits for a core (scripts/bench.py --busy).
+SMALL_MODEL_PARAMS = 1_000_000
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def trial_threads(cfg: ExperimentConfig, n_params: int, workers: int = 1) -> int:
+    """Torch intra-op threads for one trial.
+
+    ``trials.threads`` if set; else 1 for a small model; else the cores each of ``workers``
+    parallel workers gets.
+    """
+    if cfg.trials.threads is not None:
+        return cfg.trials.threads
+    if n_params <= SMALL_MODEL_PARAMS:
+        return 1
+    return max(1, usable_cores() // max(1, workers))
+
+
+def set_threads(cfg: ExperimentConfig, module: torch.nn.Module, copies: int = 1) -> int:
+    """Set this process's torch threads for training ``module`` (``copies`` stacked); return it."""
+    n_params = copies * sum(p.numel() for p in module.parameters())
+    threads = trial_threads(cfg, n_params, int(os.environ.get(WORKERS_ENV, "1")))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+# Set by the processes executor in its workers: how many trials run side by side.
+WORKERS_ENV = "LR_LAB_WORKERS"
 
 
 def make_trainer(
