@@ -37,7 +37,8 @@ def _argv(config: Any, overrides: dict[str, Any] | None, tmp: Path) -> tuple[lis
             f"config: expected a path, a dict or an ExperimentConfig, got {type(config).__name__}"
         )
     for key, value in (overrides or {}).items():
-        argv += [f"--{key}", json.dumps(value)]  # JSON is YAML: numbers, lists, null, strings
+        # JSON is YAML for numbers, lists, mappings and null; strings go as they are.
+        argv += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
     return argv, name
 
 

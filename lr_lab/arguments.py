@@ -108,7 +108,20 @@ def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise UsageError(f"{what} {path}: expected a mapping of keys, got {type(data).__name__}")
+    if _cyclic(data):
+        raise UsageError(f"{what} {path}: nests too deeply (a recursive YAML anchor?)")
     return data
+
+
+def _cyclic(value: Any, ancestors: frozenset[int] = frozenset()) -> bool:
+    """Whether a loaded YAML value contains itself (``a: &x [*x]``)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if id(value) in ancestors:
+        return True
+    inner = ancestors | {id(value)}
+    items = value.values() if isinstance(value, dict) else value
+    return any(_cyclic(v, inner) for v in items)
 
 
 def _class_value(text: str, key: str) -> Any:

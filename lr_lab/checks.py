@@ -21,8 +21,8 @@ from lr_lab.config import (
 )
 
 # Lightning's suggestion() drops the first 10 and the last point and needs 2 left; the lab's rules
-# scale their skip with the sweep (rules.py) and need 3 points left.
-MIN_FINDER_STEPS = 14
+# scale their skip with the sweep (rules.py) and need fewer.
+MIN_FINDER_STEPS = 13
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeds are 32-bit
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # Bytes a float32 parameter costs while training: weight, gradient, init copy, slack.
@@ -249,8 +249,8 @@ def _check_finder(cfg: ExperimentConfig, bad: Any) -> None:
     if _finite_positive(f.min_lr) and _finite_positive(f.max_lr) and f.min_lr >= f.max_lr:
         bad("finder.min_lr", f.min_lr, f"must be below finder.max_lr = {f.max_lr!r}")
     if f.num_training < MIN_FINDER_STEPS:
-        bad("finder.num_training", f.num_training, f"must be >= {MIN_FINDER_STEPS}: Lightning "
-            "drops the first 10 and the last point and the rules need 3 left")  # fmt: skip
+        bad("finder.num_training", f.num_training, f"must be >= {MIN_FINDER_STEPS}: Lightning's "
+            "suggestion drops the first 10 and the last point and needs 2 left")  # fmt: skip
     if f.early_stop_threshold is not None and not (
         math.isfinite(f.early_stop_threshold) and f.early_stop_threshold > 1
     ):

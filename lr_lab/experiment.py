@@ -271,13 +271,13 @@ def run_experiment(
         )
         results.init_sha256[str(seed)] = sha
         progress(f"seed {seed}: init.ckpt sha256 {sha[:12]}")
+        clean_scratch(folder)  # a finder killed mid-search leaves its scratch folder
         run(fixed_specs(cfg, seed, run_dir))
         if not cfg.finder.enabled:
             continue
         finder = next((f for f in results.finders if f.seed == seed), None)
         if finder is None:
             interrupt.check()
-            clean_scratch(folder)
             try:
                 finder = run_finder(cfg, seed, folder / INIT_FILE, folder)
             except Exception as err:

@@ -52,7 +52,7 @@ def check() -> None:
 def stop_on_signals() -> Iterator[None]:
     """Within the block, SIGINT, SIGTERM and SIGHUP request a stop instead of killing the process.
 
-    The request stays readable with :func:`requested` until the next block starts.
+    The request is readable with :func:`requested` until the block ends.
     """
     global _requested
     _requested = None
@@ -65,3 +65,4 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _requested = None  # a stop asked for inside the block ends with it

@@ -21,7 +21,7 @@ from lr_lab.errors import one_line
 from lr_lab.experiment import check_plan, new_results, plan_pending, run_experiment
 from lr_lab.report import damaged_report, pngs_of, write_report
 from lr_lab.results import RunResults, read_results, write_results
-from lr_lab.rundir import RunLock, atomic_write, new_run_dir
+from lr_lab.rundir import RunLock, atomic_write, clean_temp, new_run_dir
 from lr_lab.validate import check_resume
 
 ERROR_LOG = "error.log"
@@ -51,6 +51,7 @@ def open_run(inv: Invocation, lock: RunLock | None = None) -> tuple[Path, RunRes
         run_dir = Path(inv.resume)
         lock = RunLock(run_dir).acquire()
         try:
+            clean_temp(run_dir)  # what a killed process was writing: the old file still stands
             results = read_results(run_dir)
             check_resume(inv, results.config)
         except BaseException:

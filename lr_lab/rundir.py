@@ -21,6 +21,8 @@ from typing import IO
 
 from lr_lab.errors import RunDirError
 
+TMP_SUFFIX = ".lr_lab-tmp"  # every temporary file of an atomic write ends so
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -52,7 +54,7 @@ def atomic_file(path: Path, mode: str = "wb", exclusive: bool = False) -> Iterat
         The open temporary file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
@@ -79,7 +81,7 @@ def atomic_write(path: Path, data: bytes | str, exclusive: bool = False) -> Path
 def atomic_save(path: Path, save: Callable[[Path], None]) -> Path:
     """Atomically create ``path`` with a writer that takes a file name (e.g. ``savefig``)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     os.close(fd)
     try:
         save(Path(tmp))
@@ -91,6 +93,14 @@ def atomic_save(path: Path, save: Callable[[Path], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def clean_temp(run_dir: Path) -> list[Path]:
+    """Remove the temporary files a killed process left in the run folder and its seed folders."""
+    stale = [*Path(run_dir).glob(f".*{TMP_SUFFIX}"), *Path(run_dir).glob(f"*/.*{TMP_SUFFIX}")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def check_out_dir(out: Path) -> str | None:

@@ -40,17 +40,13 @@ def heavy_problems(inv: Invocation) -> list[str]:
     cfg = inv.cfg
     problems: list[str] = []
     accelerator = cfg.trainer.accelerator
-    if accelerator in ("gpu", "cuda", "mps"):
-        import torch
-
-        found = (
-            torch.backends.mps.is_available() if accelerator == "mps" else torch.cuda.is_available()
+    if accelerator in ("gpu", "cuda", "mps") and not _device_found(accelerator):
+        problems.append(
+            f"trainer.accelerator = {accelerator!r}: no {accelerator.upper()} device is "
+            "visible to torch on this machine; use cpu or auto"
         )
-        if not found:
-            problems.append(
-                f"trainer.accelerator = {accelerator!r}: no {accelerator.upper()} device is "
-                "visible to torch on this machine; use cpu or auto"
-            )
+    if cfg.builtin_model and cfg.builtin_data and inv.init is None:
+        return problems  # nothing else to import and try
     from lr_lab.providers import build_model, check_user_classes
 
     problems += check_user_classes(cfg)
@@ -64,6 +60,25 @@ def heavy_problems(inv: Invocation) -> list[str]:
     except InitStateError as err:
         problems.append(f"--init {err}")
     return problems
+
+
+def _device_found(accelerator: str) -> bool:
+    """Whether torch sees a device of this kind (a quick no without a driver, else torch says)."""
+    import platform
+
+    if (
+        accelerator != "mps"
+        and not Path("/proc/driver/nvidia/version").exists()
+        and (
+            platform.system() == "Linux" and not Path("/dev/kfd").exists()  # no NVIDIA, no ROCm
+        )
+    ):
+        return False
+    import torch
+
+    if accelerator == "mps":
+        return torch.backends.mps.is_available()
+    return torch.cuda.is_available()
 
 
 def config_changes(recorded: dict, current: dict) -> list[str]:

@@ -47,6 +47,8 @@ def bad_init(tmp_path: Path, kind: str) -> str:
         path.write_bytes(path.read_bytes()[:100])
     elif kind == "not_ckpt":
         torch.save({"model": [1, 2, 3]}, path)
+    elif kind == "float64":
+        save_initial_state(RegressionModule(input_dim=1, hidden_dims=[16]).double(), path, {}, 0)
     return str(path)
 
 
@@ -94,8 +96,8 @@ CASES = {
     ),
     "min_lr zero": (["--finder.min_lr", "0"], "finder.min_lr = 0.0: must be finite and > 0"),
     "num_training too small": (
-        ["--finder.num_training", "13"],
-        "finder.num_training = 13: must be >= 14",
+        ["--finder.num_training", "12"],
+        "finder.num_training = 12: must be >= 13",
     ),
     "hidden width": (["--model.hidden_dims", "[0]"], "model.hidden_dims[0] = 0"),
     "momentum range": (["--optimizer.momentum", "1.5"], "optimizer.momentum = 1.5"),
@@ -118,6 +120,36 @@ CASES = {
     ),
     "out is a file": (["--out", "{tmp}/afile/runs"], "is not a folder"),
     "resume non-run": (["--resume", "{tmp}"], "not an lr_lab run folder"),
+    "seed above 32 bits": (
+        ["--seed", "4294967296"],
+        "seed = 4294967296: must be in [0, 4294967295]",
+    ),
+    "seeds not a list": (["--seeds", "0,1,2"], "seeds = 0,1,2: expected a list of integers"),
+    "epochs infinite": (
+        ["--trials.max_epochs", ".inf"],
+        "trials.max_epochs = .inf: expected an integer",
+    ),
+    "unknown accelerator": (["--trainer.accelerator", "foo"], "trainer.accelerator = 'foo'"),
+    "devices 0": (["--trainer.devices", "0"], "trainer.devices = 0: each trial runs on one device"),
+    "devices -1": (["--trainer.devices", "-1"], "trainer.devices = -1"),
+    "devices 2": (["--trainer.devices", "2"], "trainer.devices = 2"),
+    "model too large": (
+        ["--model.hidden_dims", "[100000, 100000]"],
+        "model.hidden_dims = [100000, 100000]: 10,000,400,001 parameters need about",
+    ),
+    "data too large": (
+        ["--data.n_samples", "10000000000"],
+        "data.n_samples = 10000000000: needs about",
+    ),
+    "recursive yaml anchor": (["--config", "yaml:a: &x [*x]\n"], "nests too deeply"),
+    "float64 init": (
+        ["--init", "init:float64"],
+        "is torch.float64, this model needs torch.float32",
+    ),
+    "unknown bundled config": (["--config", "nosuch"], "bundled configs in"),
+    "max_steps zero": (["--trials.max_steps", "0"], "trials.max_steps = 0"),
+    "workers zero": (["--trials.workers", "0"], "trials.workers = 0"),
+    "ray cpus negative": (["--ray.cpus_per_trial", "-1"], "ray.cpus_per_trial = -1.0"),
 }
 
 
@@ -207,3 +239,29 @@ def test_an_option_without_a_value_does_not_swallow_the_next(tmp_path, capsys):
         "lr-lab: error: trials.max_epochs = 0: must be a positive integer",
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_command_line_values_are_reported_fast(tmp_path):
+    # Checked before torch and Lightning load: well under a second even on a slow machine.
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts/run.py"), "--trials.max_epochs", "0",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 2 and "trials.max_epochs = 0" in proc.stderr
+    assert "torch" not in proc.stderr and elapsed < 2.0, elapsed
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", "\n\n"])
+def test_an_empty_config_means_the_defaults(tmp_path, content, capsys):
+    path = tmp_path / "empty.yaml"
+    path.write_text(content)
+    assert main(["--config", str(path), "--print_config"]) == 0
+    assert "lrs: [0.01, 0.5, 0.0001]" in capsys.readouterr().out

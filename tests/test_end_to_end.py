@@ -83,7 +83,18 @@ def test_results_json_contents(tiny_run):
         assert any(math.isclose(t["lr"], lr) for t in res["trials"])
     comp = res["comparison"]
     assert comp["best_fixed"]["lr"] == 0.05 and comp["suggested_lr"] == finder["suggestion"]
-    assert comp["suggested_rank"] >= 1 and comp["recommendation"]["lr"] > 0
+    rows = {r["label"]: r for r in comp["rows"]}
+    assert (
+        comp["suggested_rank"]
+        == rows["lightning"]["rank"]
+        == 1
+        + sum(r["rank"] is not None and r["mean"] < rows["lightning"]["mean"] for r in comp["rows"])
+    )
+    best = min((r for r in comp["rows"] if r["rank"]), key=lambda r: r["mean"])
+    assert (
+        comp["recommendation"]["lr"] == best["lr"]
+        and comp["recommendation"]["loss"] == best["mean"]
+    )
 
 
 def test_printed_table_agrees_with_results(tiny_run):
@@ -193,3 +204,74 @@ def test_repeats_over_seeds_report_spread(tmp_path):
     for png in ("loss_curves.png", "lr_sweep.png", "lr_finder.png"):
         assert (run_dir / png).stat().st_size > 20_000
     assert (run_dir / "seed1" / "init.ckpt").is_file()
+
+
+def run_quiet(args: list[str]) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(args)
+    return code, buf.getvalue()
+
+
+def test_finder_disabled(tmp_path):
+    code, printed = run_quiet([*TINY_ARGS, "--finder.enabled", "false", "--out", str(tmp_path)])
+    run_dir = only_run_dir(tmp_path)
+    res = json.loads((run_dir / "results.json").read_text())
+    assert code == 0 and res["finders"] == [] and res["finder"] is None
+    assert {t["role"] for t in res["trials"]} == {"fixed"}
+    assert not (run_dir / "lr_finder.png").exists() and (run_dir / "loss_curves.png").is_file()
+    assert "Lightning" not in printed and "Best fixed LR: 0.05" in printed
+
+
+def test_finder_suggestions_not_verified(tmp_path):
+    code, printed = run_quiet([*TINY_ARGS, "--finder.verify", "false", "--out", str(tmp_path)])
+    res = json.loads((only_run_dir(tmp_path) / "results.json").read_text())
+    assert code == 0 and {t["role"] for t in res["trials"]} == {"fixed"}
+    rules = {r["label"]: r for r in res["comparison"]["rows"] if r["source"] == "rule"}
+    grid = [t["lr"] for t in res["trials"]]
+    unverified = [r for r in rules.values() if not any(math.isclose(r["lr"], g) for g in grid)]
+    assert unverified and {r["verdict"] for r in unverified} == {"not verified"}
+    assert all(r["rank"] is None for r in unverified)
+    assert "not verified" in printed  # in the table (the answer names only ranked rules)
+
+
+def write_csv(path: Path, rows: list[tuple[float, ...]]) -> Path:
+    path.write_text("x1,x2,y\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def test_a_whole_csv_experiment_and_a_changed_csv_is_refused(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 2, generator=gen)
+    rows = [(a, b, 3 * a - b) for a, b in x.tolist()]
+    csv = write_csv(tmp_path / "data.csv", rows)
+    args = [*TINY_ARGS, "--data.csv_path", str(csv), "--out", str(tmp_path / "runs")]
+    code, printed = run_quiet(args)
+    run_dir = only_run_dir(tmp_path / "runs")
+    res = json.loads((run_dir / "results.json").read_text())
+    assert code == 0 and res["status"] == "complete" and len(res["csv_sha256"]) == 64
+    assert res["config"]["data"]["csv_path"] == str(csv)
+    assert len(res["finders"]) == 1 and "Best fixed LR" in printed
+    res["status"], res["trials"] = "interrupted", res["trials"][:1]
+    (run_dir / "results.json").write_text(json.dumps(res))
+    write_csv(csv, rows[:-1])
+    code, _ = run_quiet(["--resume", str(run_dir)])
+    assert code == 2
+
+
+def test_an_exact_fit_reports_and_resumes(tmp_path):
+    # Issue: a trial that reaches loss 0 made the comparison divide by zero, forever.
+    csv = write_csv(tmp_path / "ones.csv", [(1.0, 1.0, 1.0)] * 300)
+    args = ["--data.csv_path", str(csv), "--model.hidden_dims", "[]", "--trials.max_epochs", "3",
+            "--finder.num_training", "30", "--out", str(tmp_path / "runs")]  # fmt: skip
+    code, printed = run_quiet(args)
+    run_dir = only_run_dir(tmp_path / "runs")
+    res = json.loads((run_dir / "results.json").read_text())
+    assert code == 0 and res["status"] == "complete"
+    assert min(t["final_val_loss"] for t in res["trials"] if t["final_val_loss"] is not None) < 1e-6
+    for png in ("loss_curves.png", "lr_finder.png", "lr_sweep.png"):
+        assert (run_dir / png).stat().st_size > 10_000
+    assert run_quiet(["--resume", str(run_dir)])[0] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -122,3 +123,57 @@ def test_trial_specs_and_results_pickle(tmp_path):
     prepare_initial_state(cfg, 0, seed_dir(tmp_path, 0), None, None)
     result = run_trial(spec)
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_lightning_counts_every_optimizer_step(tmp_path):
+    # Manual optimization as documented: trainer.global_step is the number of optimizer steps.
+    cfg = tiny_config()
+    _, results = run_fixed(cfg, tmp_path)
+    for r in results:
+        assert r.global_step == r.steps, r.name
+    assert {r.steps for r in results if not r.diverged} == {3 * 4}  # 128 samples / 32, 3 epochs
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_max_steps_stops_a_trial_mid_chunk(tmp_path, batched):
+    from lr_lab.batched import run_batched
+
+    cfg = tiny_config(trials__max_steps=6, trials__lrs=[0.05, 0.001])  # 6 of 12 steps
+    prepare_initial_state(cfg, 0, seed_dir(tmp_path, 0), None, None)
+    specs = fixed_specs(cfg, 0, tmp_path)
+    results = run_batched(specs) if batched else [run_trial(s) for s in specs]
+    for r in results:
+        assert r.steps == r.global_step == 6
+        assert len(r.train_loss) == 2  # epoch 1 whole, epoch 2 cut at step 6
+        steps = [s for s, _ in scalars(tmp_path / r.tb_run)["train/loss"]]
+        assert steps == list(range(6))
+
+
+def test_long_runs_are_strided_in_tensorboard(tmp_path):
+    cfg = tiny_config(
+        data__n_samples=5000, data__batch_size=4, trials__lrs=[0.001], trials__max_epochs=1
+    )
+    _, (result,) = run_fixed(cfg, tmp_path)
+    assert result.steps == 1000  # 4000 training samples / 4
+    steps = [s for s, _ in scalars(tmp_path / result.tb_run)["train/loss"]]
+    assert steps[0] == 0 and steps == list(range(0, 1000, 1))  # 1000 points fit: stride 1
+    cfg.trials.max_epochs = 3
+    from lr_lab.runner import log_stride
+
+    assert log_stride(cfg, 1000) == 3  # 3000 steps keep ~1000 points
+    _, (long,) = run_fixed(cfg, tmp_path / "long")
+    steps = [s for s, _ in scalars(tmp_path / "long" / long.tb_run)["train/loss"]]
+    assert steps[0] == 0 and steps[1] == 3 and len(steps) == 1000 and steps[-1] == 2997
+
+
+def test_trainer_settings_pass_through(tmp_path):
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    from lr_lab.trainer import make_trainer
+
+    cfg = tiny_config()
+    cfg.trainer.accelerator = "cpu"
+    trainer = make_trainer(cfg, root_dir=tmp_path, callbacks=[], max_epochs=2, max_steps=5)
+    assert isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices == 1
+    assert (trainer.max_epochs, trainer.max_steps, trainer.num_sanity_val_steps) == (2, 5, 0)
+    assert trainer.logger is None and not trainer.checkpoint_callback

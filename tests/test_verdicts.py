@@ -8,7 +8,6 @@ from lr_lab.verdicts import (
     FALLING_EPOCHS,
     FAR_FACTOR,
     OSCILLATION_JUMP,
-    OSCILLATION_SHARE,
     ROSE_FACTOR,
     VERDICTS,
     is_still_falling,
@@ -45,9 +44,55 @@ def with_jumps(n_transitions: int, n_jumps: int, jump: float) -> list[float]:
     return steps(1.0, factors)
 
 
-def test_constants():
-    assert (ROSE_FACTOR, OSCILLATION_JUMP, OSCILLATION_SHARE) == (1.5, 1.05, 1 / 3)
-    assert (FAR_FACTOR, FALLING_EPOCHS) == (2.0, 3)
+# The README states the verdicts' numbers: a rise of more than 1.5x the run's lowest loss, jumps
+# of more than 5 % of the loss and of the run's range in at least a third of the epochs, 2x the
+# best loss, the last 3 epochs. The tests below check behaviour at each of those numbers, written
+# as literals, so a changed constant shows up as changed behaviour.
+
+
+@pytest.mark.parametrize(
+    ("final", "expected"), [(below(3.0), False), (3.0, False), (above(3.0), True)]
+)
+def test_readme_rise_is_more_than_one_and_a_half_times_the_lowest(final, expected):
+    # Falls to 2.0, then the final epoch: one rise in 9 transitions, too few to oscillate.
+    history = [10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, final]
+    assert is_unstable(history) is expected
+    assert (verdict(history, False, final, final) == "unstable") is expected
+
+
+@pytest.mark.parametrize(("jump", "expected"), [(1.05, False), (above(1.05), True)])
+def test_readme_jump_is_more_than_five_percent_of_the_loss(jump, expected):
+    # 6 transitions, 3 of them rises by ``jump``: a half, so only the jump size decides.
+    assert is_unstable(with_jumps(6, 3, jump)) is expected
+
+
+@pytest.mark.parametrize(("top", "expected"), [(11.0, False), (below(11.0), True)])
+def test_readme_jump_is_more_than_five_percent_of_the_range(top, expected):
+    # Rises of 0.5 (50 % of the loss) in 2 of 5 transitions; the range is top - 1, and 0.5 is
+    # exactly 5 % of a range of 10.
+    history = [top, 1.0, 1.5, 1.0, 1.5, 1.0]
+    assert is_unstable(history) is expected
+
+
+@pytest.mark.parametrize(
+    ("n_transitions", "n_jumps", "expected"), [(10, 3, False), (10, 4, True), (12, 4, True)]
+)
+def test_readme_oscillation_is_at_least_a_third_of_the_epochs(n_transitions, n_jumps, expected):
+    history = with_jumps(n_transitions, n_jumps, jump=1.06)
+    assert history[-1] < 1.5 * min(history)  # only the oscillation test can fire
+    assert is_unstable(history) is expected
+
+
+@pytest.mark.parametrize(
+    ("best", "expected"), [(2.1, "good"), (below(2.1), "slow"), (4.2, "best"), (1.0, "slow")]
+)
+def test_readme_far_is_more_than_twice_the_best(best, expected):
+    assert verdict([8.0, 6.0, 5.0, 4.5, 4.2], False, final=4.2, best=best) == expected
+
+
+def test_readme_still_falling_looks_at_the_last_three_epochs():
+    assert is_still_falling([9.0, 9.0, 8.0, 7.0, 6.0])  # the flat epoch is 4 back
+    assert not is_still_falling([9.0, 8.0, 8.0, 7.0, 6.0])  # ...3 back
     assert set(VERDICTS) == {"best", "good", "slow", "poor", "unstable", "diverged"}
 
 
