@@ -27,8 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from lr_lab.runner import log_stride, run_trial  # noqa: E402
-from lr_lab.trainer import quiet_lightning  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from lr_lab.batched import run_batched  # noqa: E402
@@ -36,6 +34,8 @@ from lr_lab.config import DataConfig, ExperimentConfig, ModelConfig, OptimizerCo
 from lr_lab.data import RegressionDataModule  # noqa: E402
 from lr_lab.experiment import INIT_FILE, fixed_specs, prepare_initial_state, seed_dir  # noqa: E402
 from lr_lab.model import SimpleRegressionNet  # noqa: E402
+from lr_lab.runner import log_stride, run_trial  # noqa: E402
+from lr_lab.trainer import quiet_lightning  # noqa: E402
 
 
 def peak_rss_mib() -> float:
