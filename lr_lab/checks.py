@@ -216,8 +216,8 @@ def _check_trials(cfg: ExperimentConfig, bad: Any) -> None:
         by_name.setdefault(f"{lr:.3g}", set()).add(lr)
     for name, same in by_name.items():
         if len(same) > 1:
-            bad("trials.lrs", sorted(same), f"these name the same trial (lr={name}); make them "
-                "differ within 3 significant digits")  # fmt: skip
+            bad("trials.lrs", sorted(same), f"these read the same at 3 significant digits "
+                f"(lr={name}); make them differ there")  # fmt: skip
     if t.max_epochs < 1:
         bad("trials.max_epochs", t.max_epochs, "must be a positive integer")
     if t.max_steps is not None and t.max_steps < 1:

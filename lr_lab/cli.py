@@ -138,6 +138,7 @@ def _main(argv: list[str], console: Console) -> int:
 def _print_answer(console: Console, run_dir: Path, results, pngs: list[Path]) -> None:  # noqa: ANN001
     from lr_lab.report import pngs_of
     from lr_lab.table import answer, format_table
+    from lr_lab.tb_report import summary_links
 
     pngs = pngs or pngs_of(results, run_dir)
     console.line()
@@ -148,6 +149,8 @@ def _print_answer(console: Console, run_dir: Path, results, pngs: list[Path]) ->
     files = ", ".join(["results.json", "config.yaml", *(p.name for p in pngs)])
     console.line(f"Run folder: {run_dir}  ({files})")
     console.line(f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir))}")
+    for what, url in summary_links().items():
+        console.line(f"  {what + ':':<26} {url}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from lr_lab.providers import build_model
 from lr_lab.results import FinderResult, RunResults, TrialResult, write_results
 from lr_lab.rules import apply_rules
 from lr_lab.rundir import atomic_write
-from lr_lab.spec import TrialSpec, trial_name
+from lr_lab.spec import TrialSpec, lr_orders, trial_name
 
 INIT_FILE = "init.ckpt"
 CHECKS = "finder checks"  # the pending entry for checks whose LRs the finder has not yet chosen
@@ -116,9 +116,12 @@ def _checked(path: Path, sha: str, recorded: str | None) -> str:
 def fixed_specs(cfg: ExperimentConfig, seed: int, run_dir: Path) -> list[TrialSpec]:
     """The grid trials of one seed."""
     folder = seed_dir(run_dir, seed)
+    orders, _ = lr_orders(cfg.trials.lrs)
     return [
-        TrialSpec(trial_name(lr), lr, seed, "fixed", str(folder / INIT_FILE), str(folder), cfg)
-        for lr in cfg.trials.lrs
+        TrialSpec(
+            trial_name(lr, order), lr, seed, "fixed", str(folder / INIT_FILE), str(folder), cfg
+        )
+        for lr, order in zip(cfg.trials.lrs, orders)
     ]
 
 
@@ -131,9 +134,10 @@ def check_specs(
     for rule, lr in finder.rules.items():
         if lr is not None and not any(math.isclose(lr, t) for t in taken):
             by_lr.setdefault(lr, []).append(rule)
+    _, orders = lr_orders(cfg.trials.lrs, list(by_lr))
     return [
         TrialSpec(
-            trial_name(lr, tuple(rules)),
+            trial_name(lr, order, tuple(rules)),
             lr,
             finder.seed,
             "finder_check",
@@ -141,8 +145,8 @@ def check_specs(
             str(folder),
             cfg,
             tuple(rules),
-        )  # fmt: skip
-        for lr, rules in by_lr.items()
+        )
+        for (lr, rules), order in zip(by_lr.items(), orders)
     ]
 
 

@@ -26,6 +26,10 @@ from lr_lab.errors import ContractError
 
 # TensorBoard gets at most about this many points per per-step curve (always including step 0).
 MAX_STEP_POINTS = 1000
+# One "loss" group, first in TensorBoard's alphabetical list: every trial overlaid per card.
+TAG_TRAIN_STEP = "loss/train"  # each optimizer step's loss
+TAG_TRAIN_EPOCH = "loss/train_epoch"  # the epoch's sample-weighted mean (results.json train_loss)
+TAG_VAL = "loss/val"  # the validation metric per epoch (results.json val_loss)
 
 
 class DivergenceGuard:
@@ -234,14 +238,14 @@ class LossRecorder(L.Callback):
         for k, writer in enumerate(self.writers):
             for i, row in zip(keep, rows):
                 if first + i < ends[k]:
-                    writer.add_scalar("train/loss", row[k], first + i)
+                    writer.add_scalar(TAG_TRAIN_STEP, row[k], first + i)
             if self.guard.step[k] is not None:
                 continue  # diverged in this epoch (or before): no epoch metrics
             self.train_loss[k].append(means[k])
-            writer.add_scalar("train/loss_epoch", means[k], self.step - 1)
+            writer.add_scalar(TAG_TRAIN_EPOCH, means[k], self.step - 1)
             if self._val is not None:
                 self.val_loss[k].append(self._val[k])
-                writer.add_scalar("val/loss", self._val[k], self.step - 1)
+                writer.add_scalar(TAG_VAL, self._val[k], self.step - 1)
         for writer in self.writers:
             writer.flush()
         self._losses, self._sizes, self._val = [], [], None

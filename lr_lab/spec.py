@@ -42,6 +42,27 @@ class TrialSpec:
         return f"seed{self.seed}/{self.name}"
 
 
-def trial_name(lr: float, rules: tuple[str, ...] = ()) -> str:
-    """A TensorBoard run name: ``lr=0.01`` for the grid, ``check_valley_lr=0.012`` for a rule's."""
-    return f"check_{'+'.join(rules)}_lr={lr:.3g}" if rules else f"lr={lr:.3g}"
+def trial_name(lr: float, order: int, rules: tuple[str, ...] = ()) -> str:
+    """A TensorBoard run name that sorts by learning rate: ``020_lr=0.01``, ``025_lr=0.012_valley``.
+
+    ``order`` (see :func:`lr_orders`) puts the runs in LR order in TensorBoard's run lists, which
+    sort names as text (``lr=1e-05`` would come after ``lr=1``); the LR follows, readable.
+    """
+    return f"{order:03d}_lr={lr:.3g}" + (f"_{'+'.join(rules)}" if rules else "")
+
+
+def lr_orders(grid: list[float], checks: list[float] = ()) -> tuple[list[int], list[int]]:
+    """Sort keys for run names, in LR order.
+
+    Grid LRs get 10, 20, 30... in LR order; each check LR gets the key of the grid LR just below
+    it plus 1, 2, ... in LR order (0 plus ... below the whole grid). A grid trial's key depends on the grid alone, so it never changes when the finder's checks
+    are added later (or on resume).
+    """
+    ranked = sorted(grid)
+    grid_keys = [10 * (ranked.index(lr) + 1) for lr in grid]
+    check_keys = []
+    for lr in checks:
+        base = 10 * sum(g < lr for g in ranked)
+        same_gap = sorted(c for c in checks if 10 * sum(g < c for g in ranked) == base)
+        check_keys.append(base + 1 + same_gap.index(lr))
+    return grid_keys, check_keys

@@ -8,10 +8,13 @@ place under a fixed name, so it is replaced whole, never appended to or left hal
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import os
 import shutil
 import tempfile
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,10 +49,35 @@ def write_events(run_dir: Path, run: Path, fill: Callable[[SummaryWriter], None]
     return run / REPORT_EVENTS
 
 
+def summary_links(base: str = "http://localhost:6006") -> dict[str, str]:
+    """Direct links into TensorBoard (``--logdir`` the run folder): the answer, pictures, curves.
+
+    The legacy Text and Images dashboards tick no run when a run folder has more than 40, so the
+    links tick the summary run themselves (``runSelectionState``: base64 of ``{run: true}``,
+    checked in a browser with TensorBoard 2.21 by ``scripts/tb_screenshots.py``).
+    """
+    state = base64.b64encode(json.dumps({SUMMARY_RUN: True}, separators=(",", ":")).encode())
+    selection = "&runSelectionState=" + urllib.parse.quote(state.decode(), safe="")
+    return {
+        "the answer and the table": f"{base}/#text{selection}",
+        "the pictures": f"{base}/#images{selection}",
+        "loss curves, all trials": f"{base}/?tagFilter=%5Eloss%2F#timeseries",
+    }
+
+
 def clean_scratch(run_dir: Path) -> None:
     """Remove scratch folders a killed report left behind."""
     for stale in run_dir.glob(f"{SCRATCH_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def finder_step(lr: float) -> int:
+    """The x of a finder point in TensorBoard: ``round(1000 * log10(lr))``.
+
+    So the step axis reads as the learning rate (-2000 is 1e-2) and the curves are plotted
+    against it, not against the finder's step.
+    """
+    return round(1000 * math.log10(lr))
 
 
 def _finder_events(results: RunResults, seed_dir: Path) -> Callable[[SummaryWriter], None]:
@@ -57,16 +85,16 @@ def _finder_events(results: RunResults, seed_dir: Path) -> Callable[[SummaryWrit
 
     def fill(writer: SummaryWriter) -> None:
         curves = {
-            "finder/loss_lightning": finder.loss,
-            "finder/loss_corrected": finder.corrected_loss,
-            "finder/loss_raw": finder.raw_loss,
+            "lr_finder/loss_lightning": finder.loss,
+            "lr_finder/loss_corrected": finder.corrected_loss,
+            "lr_finder/loss_raw": finder.raw_loss,
         }
-        for step, lr in enumerate(finder.lr):
-            writer.add_scalar("finder/lr", lr, step)
-            writer.add_scalar("finder/log10_lr", math.log10(lr), step)
+        for i, lr in enumerate(finder.lr):
+            step = finder_step(lr)
+            writer.add_scalar("lr_finder/lr", lr, step)
             for tag, values in curves.items():
-                if step < len(values) and math.isfinite(values[step]):
-                    writer.add_scalar(tag, values[step], step)
+                if i < len(values) and math.isfinite(values[i]):
+                    writer.add_scalar(tag, values[i], step)
 
     return fill
 
@@ -83,30 +111,40 @@ def _trial_rank(results: RunResults) -> dict[str, tuple[int | None, float | None
 
 def _hparams_events(results: RunResults, trial: TrialResult, experiment: str, rank: tuple):
     def fill(writer: SummaryWriter) -> None:
+        # What identifies a trial; what all trials share is in the summary's config text.
         params = {
             "lr": trial.lr,
             "role": trial.role,
             "rule": "+".join(trial.rules) or "-",
             "seed": str(trial.seed),  # a string: TensorBoard shows numbers as 0.0000
+            "verdict": trial.verdict,
             "experiment": experiment,
         }
-        metrics = {"hparams/diverged": float(trial.diverged)}
+        metrics = {"trial/diverged": float(trial.diverged)}  # absent values stay absent
         if trial.final_loss is not None and math.isfinite(trial.final_loss):
-            metrics["hparams/final_loss"] = trial.final_loss
+            metrics["trial/final_loss"] = trial.final_loss
         if rank[0] is not None:
-            metrics["hparams/rank"] = float(rank[0])
+            metrics["trial/rank"] = float(rank[0])
         if rank[1] is not None and math.isfinite(rank[1]):
-            metrics["hparams/ratio_to_best_fixed"] = rank[1]
+            metrics["trial/ratio_to_best_fixed"] = rank[1]
         for summary in hparams(params, metrics):
             writer.file_writer.add_summary(summary)
         for tag, value in metrics.items():
             writer.add_scalar(tag, value, 0)
-        reason = f": {trial.diverged_reason}" if trial.diverged else ""
-        writer.add_text(
-            "verdict", f"**{trial.verdict}**{reason} (lr {fmt(trial.lr, 3)}, {trial.role})"
-        )
 
     return fill
+
+
+def config_text(results: RunResults) -> str:
+    """The settings every trial shares, as Markdown (HParams shows only what differs)."""
+    from lr_lab.arguments import flat_keys
+
+    lines = [f"- `{key}`: {value}" for key, value in flat_keys(results.config).items()]
+    versions = (
+        f"lr_lab {results.lr_lab_version}, Lightning {results.lightning_version}, "
+        f"torch {results.torch_version}"
+    )
+    return "\n".join(["Every trial of this run shares these settings:", "", *lines, "", versions])
 
 
 def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> list[Path]:
@@ -117,6 +155,7 @@ def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> l
 
     def summary(writer: SummaryWriter) -> None:
         writer.add_text("comparison", markdown_report(results))
+        writer.add_text("config", config_text(results))
         for finder in results.finders:
             lines = [
                 f"- **{rule}**: {fmt(lr, 3)}"
@@ -126,7 +165,7 @@ def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> l
             lines += [f"- note: {flag}" for flag in finder.flags()]
             writer.add_text(f"finder/seed{finder.seed}", "\n".join(lines))
         for png in pngs:
-            writer.add_image(png.stem, plt.imread(png)[..., :3], dataformats="HWC")
+            writer.add_image(f"report/{png.stem}", plt.imread(png)[..., :3], dataformats="HWC")
 
     written.append(write_events(run_dir, run_dir / SUMMARY_RUN, summary))
     for finder in results.finders:

@@ -94,12 +94,12 @@ def plain_trial(cfg: ExperimentConfig, init: Path, lr: float, log_dir: Path | No
                 writer.close()
                 return step + 1
             if step % stride == 0:
-                writer.add_scalar("train/loss", value, step)
+                writer.add_scalar("loss/train", value, step)
             total, count, step = total + value * len(x), count + len(x), step + 1
-        writer.add_scalar("train/loss_epoch", total / count, step - 1)
+        writer.add_scalar("loss/train_epoch", total / count, step - 1)
         if dm.has_val:
             with torch.no_grad():
-                writer.add_scalar("val/loss", F.mse_loss(net(dm.x_val), dm.y_val).item(), step - 1)
+                writer.add_scalar("loss/val", F.mse_loss(net(dm.x_val), dm.y_val).item(), step - 1)
     writer.close()
     return step
 

@@ -22,3 +22,19 @@ def plugin_tags(run: Path, plugin: str) -> set[str]:
                 if value.metadata.plugin_data.plugin_name == plugin:
                     tags.add(value.tag)
     return tags
+
+
+def hparams_of(run: Path) -> dict[str, object]:
+    """The hyperparameters of a run's HParams session (as the HParams dashboard reads them)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for path in run.glob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(
+                        value.metadata.plugin_data.content
+                    )
+                    info = data.session_start_info.hparams
+                    return {k: getattr(v, v.WhichOneof("kind")) for k, v in info.items()}
+    return {}

@@ -62,12 +62,12 @@ def test_batched_equals_sequential(tmp_path, name, momentum, lrs):
     # Each batched trial has its own TensorBoard run, with the same curve as its sequential twin.
     for s, b in zip(sequential, batched, strict=True):
         tags = scalars(tmp_path / b.tb_run)
-        assert "train/loss" in tags
+        assert "loss/train" in tags
         # A diverged copy's curve ends where its sequential twin's does: before the divergence.
-        steps = [step for step, _ in tags["train/loss"]]
+        steps = [step for step, _ in tags["loss/train"]]
         assert steps[-1] == (s.diverged_step - 1 if s.diverged else s.steps - 1)
         if not b.diverged:
-            assert [v for _, v in tags["train/loss_epoch"]] == pytest.approx(b.train_loss, rel=1e-6)
+            assert [v for _, v in tags["loss/train_epoch"]] == pytest.approx(b.train_loss, rel=1e-6)
 
 
 def test_a_diverging_copy_does_not_touch_the_others(tmp_path):

@@ -74,7 +74,7 @@ CASES = {
     "duplicate lrs": (["--trials.lrs", "[0.1, 0.1]"], "duplicate learning rates [0.1]"),
     "lrs naming one trial": (
         ["--trials.lrs", "[0.01, 0.0100001]"],
-        "these name the same trial (lr=0.01)",
+        "these read the same at 3 significant digits (lr=0.01)",
     ),
     "zero epochs": (
         ["--trials.max_epochs", "0"],

@@ -15,7 +15,7 @@ from lr_lab.cli import main
 from lr_lab.config import ExperimentConfig
 from lr_lab.validate import validate
 from tests.conftest import TINY_ARGS, only_run_dir
-from tests.tb import plugin_tags, scalars
+from tests.tb import hparams_of, plugin_tags, scalars
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
@@ -106,8 +106,9 @@ def test_printed_table_agrees_with_results(tiny_run):
         if row["mean"] is not None:
             assert f"{row['mean']:.4g}" in printed
     lines = printed.strip().splitlines()
-    assert lines[-2].startswith("Run folder: ") and str(run_dir) in lines[-2]
-    assert lines[-1] == f"TensorBoard: tensorboard --logdir {run_dir}"
+    assert lines[-5].startswith("Run folder: ") and str(run_dir) in lines[-5]
+    assert lines[-4] == f"TensorBoard: tensorboard --logdir {run_dir}"
+    assert "#text&runSelectionState=eyJfc3VtbWFyeSI6dHJ1ZX0%3D" in lines[-3]  # {"_summary":true}
 
 
 def test_tensorboard_runs_per_trial_with_hparams(tiny_run):
@@ -117,31 +118,50 @@ def test_tensorboard_runs_per_trial_with_hparams(tiny_run):
     for t in res["trials"]:
         run = run_dir / t["tb_run"]
         tags = scalars(run)
-        assert "train/loss" in tags, t["name"]
+        assert "loss/train" in tags, t["name"]
         # Nothing non-finite or absurd anywhere: a diverged curve ends before its divergence.
         values = [v for points in tags.values() for _, v in points]
         assert all(math.isfinite(v) and abs(v) < 1e6 for v in values), t["name"]
         if t["diverged"]:
-            assert "hparams/final_loss" not in tags and tags["hparams/diverged"][0][1] == 1
+            assert "trial/final_loss" not in tags and tags["trial/diverged"][0][1] == 1
             continue
-        assert len(tags["val/loss"]) == len(tags["train/loss_epoch"]) == 3
-        assert [v for _, v in tags["train/loss_epoch"]] == pytest.approx(t["train_loss"], rel=1e-6)
-        assert [v for _, v in tags["val/loss"]] == pytest.approx(t["val_loss"], rel=1e-6)
-        assert tags["hparams/final_loss"][0][1] == pytest.approx(t["final_loss"], rel=1e-6)
+        assert len(tags["loss/val"]) == len(tags["loss/train_epoch"]) == 3
+        assert [v for _, v in tags["loss/train_epoch"]] == pytest.approx(t["train_loss"], rel=1e-6)
+        assert [v for _, v in tags["loss/val"]] == pytest.approx(t["val_loss"], rel=1e-6)
+        assert tags["trial/final_loss"][0][1] == pytest.approx(t["final_loss"], rel=1e-6)
         if ranks.get(f"seed0/{t['name']}"):
-            assert tags["hparams/rank"][0][1] == ranks[f"seed0/{t['name']}"]
+            assert tags["trial/rank"][0][1] == ranks[f"seed0/{t['name']}"]
         assert "_hparams_/session_start_info" in plugin_tags(run, "hparams")
     finder = scalars(run_dir / "seed0/finder")
     assert {
-        "finder/loss_lightning",
-        "finder/loss_corrected",
-        "finder/loss_raw",
-        "finder/lr",
+        "lr_finder/loss_lightning",
+        "lr_finder/loss_corrected",
+        "lr_finder/loss_raw",
+        "lr_finder/lr",
     } <= set(finder)
-    assert [v for _, v in finder["finder/loss_lightning"]] == pytest.approx(
+    assert [v for _, v in finder["lr_finder/loss_lightning"]] == pytest.approx(
         res["finders"][0]["loss"]
     )
     assert "comparison/text_summary" in plugin_tags(run_dir / "_summary", "text")
+    assert "config/text_summary" in plugin_tags(run_dir / "_summary", "text")
+
+
+def test_tensorboard_runs_sort_by_lr_and_hparams_show_what_differs(tiny_run):
+    run_dir, _ = tiny_run
+    res = json.loads((run_dir / "results.json").read_text())
+    # TensorBoard lists runs by name: that order is the LR order.
+    runs = sorted(p.name for p in (run_dir / "seed0").iterdir() if p.is_dir() and p.name != "finder")
+    by_name = {t["name"]: t for t in res["trials"]}
+    assert [by_name[n]["lr"] for n in runs] == sorted(t["lr"] for t in res["trials"])
+    assert sorted(p.name for p in run_dir.iterdir() if p.is_dir())[0] == "_summary"
+    for t in res["trials"]:
+        params = hparams_of(run_dir / t["tb_run"])
+        assert set(params) == {"lr", "role", "rule", "seed", "verdict", "experiment"}
+        assert params["seed"] == "0" and params["experiment"] == run_dir.name
+        assert params["lr"] == pytest.approx(t["lr"]) and params["verdict"] == t["verdict"]
+    finder = res["finders"][0]
+    steps = [s for s, _ in scalars(run_dir / "seed0/finder")["lr_finder/lr"]]
+    assert steps == [round(1000 * math.log10(lr)) for lr in finder["lr"]]  # x reads as the LR
 
 
 def test_every_config_file_validates():

@@ -76,7 +76,7 @@ def test_finder_and_trials_take_the_same_first_steps(finder_run, tmp_path):
     trial_cfg = tiny_config(trials__lrs=[cfg.finder.min_lr], trials__max_epochs=1)
     spec = fixed_specs(trial_cfg, 0, folder.parent)[0]
     trial = run_trial(spec)
-    curve = [v for _, v in scalars(folder.parent / trial.tb_run)["train/loss"]]
+    curve = [v for _, v in scalars(folder.parent / trial.tb_run)["loss/train"]]
     assert trial.first_batch_sha256 == result.first_batch_sha256
     torch.testing.assert_close(
         torch.tensor(curve[:2]), torch.tensor(result.raw_loss[:2]), rtol=1e-6, atol=0

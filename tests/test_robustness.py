@@ -137,7 +137,7 @@ def test_interrupt_by_signal_then_resume_matches_uninterrupted(tmp_path, sig, st
     from tests.tb import scalars
 
     for t in resumed["trials"]:
-        steps = [s for s, _ in scalars(run_dir / t["tb_run"])["train/loss"]]
+        steps = [s for s, _ in scalars(run_dir / t["tb_run"])["loss/train"]]
         assert steps == sorted(set(steps)), t["name"]
 
 

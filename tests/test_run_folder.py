@@ -201,7 +201,7 @@ DAMAGED = {
     "empty": lambda text: "",
     "a list": lambda text: "[]",
     "null": lambda text: "null",
-    "missing name": lambda text: text.replace('"name": "lr=0.05"', '"nome": "lr=0.05"', 1),
+    "missing name": lambda text: text.replace('"name": "020_lr=0.05"', '"nome": "x"', 1),
     "unknown key": lambda text: text.replace('"status":', '"colour": 1, "status":', 1),
     "lr not a number": lambda text: text.replace('"lr": 0.05', '"lr": "abc"', 1),
 }
@@ -228,12 +228,12 @@ def test_results_json_with_a_byte_order_mark_is_read(copy):
 def test_a_hand_appended_trial_is_refused(copy):
     path = copy / "results.json"
     results = json.loads(path.read_text())
-    fake = {**results["trials"][0], "name": "lr=0.3", "lr": 0.3, "final_val_loss": 1e-9}
+    fake = {**results["trials"][0], "name": "025_lr=0.3", "lr": 0.3, "final_val_loss": 1e-9}
     results["trials"].append(fake)
     path.write_text(json.dumps(results))
     code, _, err = run_cli(["--resume", str(copy)])
     assert code == 2
-    one_error_line(err, "trial seed0/lr=0.3 (lr 0.3) is not in this run's plan")
+    one_error_line(err, "trial seed0/025_lr=0.3 (lr 0.3) is not in this run's plan")
 
 
 def test_complete_status_on_a_partial_run_is_finished(copy, done):

@@ -31,7 +31,7 @@ def test_trials_share_initial_weights_and_first_batch(tmp_path):
     assert len(first_losses) == 1  # the same weights on the same batch: the same loss
     # Read back from TensorBoard: every trial's curve starts at that same step-0 loss.
     for r in results:
-        curve = scalars(tmp_path / r.tb_run)["train/loss"]
+        curve = scalars(tmp_path / r.tb_run)["loss/train"]
         assert curve[0][0] == 0 and abs(curve[0][1] - r.first_step_loss) < 1e-6
 
 
@@ -47,11 +47,11 @@ def test_diverging_lr_is_stopped_and_marked(tmp_path):
     assert good.train_loss[-1] < good.train_loss[0]
     assert bad.train_loss == [] and bad.final_train_loss is None  # no whole epoch before it
     assert "x the first loss" in bad.diverged_reason or "nan" in bad.diverged_reason
-    curve = scalars(tmp_path / bad.tb_run)["train/loss"]
+    curve = scalars(tmp_path / bad.tb_run)["loss/train"]
     # The curve ends at the step before the divergence: no absurd or non-finite value is written.
     assert max(s for s, _ in curve) == bad.diverged_step - 1
     assert all(math.isfinite(v) and v <= 1000 * bad.first_step_loss for _, v in curve)
-    assert "train/loss_epoch" not in scalars(tmp_path / bad.tb_run)
+    assert "loss/train_epoch" not in scalars(tmp_path / bad.tb_run)
 
 
 def plain_pytorch_losses(init: Path, x, y, lr: float, epochs: int, hidden) -> list[float]:
@@ -145,7 +145,7 @@ def test_max_steps_stops_a_trial_mid_chunk(tmp_path, batched):
     for r in results:
         assert r.steps == r.global_step == 6
         assert len(r.train_loss) == 2  # epoch 1 whole, epoch 2 cut at step 6
-        steps = [s for s, _ in scalars(tmp_path / r.tb_run)["train/loss"]]
+        steps = [s for s, _ in scalars(tmp_path / r.tb_run)["loss/train"]]
         assert steps == list(range(6))
 
 
@@ -155,14 +155,14 @@ def test_long_runs_are_strided_in_tensorboard(tmp_path):
     )
     _, (result,) = run_fixed(cfg, tmp_path)
     assert result.steps == 1000  # 4000 training samples / 4
-    steps = [s for s, _ in scalars(tmp_path / result.tb_run)["train/loss"]]
+    steps = [s for s, _ in scalars(tmp_path / result.tb_run)["loss/train"]]
     assert steps[0] == 0 and steps == list(range(0, 1000, 1))  # 1000 points fit: stride 1
     cfg.trials.max_epochs = 3
     from lr_lab.runner import log_stride
 
     assert log_stride(cfg, 1000) == 3  # 3000 steps keep ~1000 points
     _, (long,) = run_fixed(cfg, tmp_path / "long")
-    steps = [s for s, _ in scalars(tmp_path / "long" / long.tb_run)["train/loss"]]
+    steps = [s for s, _ in scalars(tmp_path / "long" / long.tb_run)["loss/train"]]
     assert steps[0] == 0 and steps[1] == 3 and len(steps) == 1000 and steps[-1] == 2997
 
 

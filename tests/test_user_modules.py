@@ -165,7 +165,7 @@ def test_an_exception_in_user_code_is_one_line_with_the_trial(tmp_path):
     args = ["--model.class_path", "tests.user_modules.RaisesInStep"]
     code, _, err = run_cli([*USER_ARGS, *args, "--out", str(tmp_path)])
     assert code == 1
-    assert err.count("\n") == 1 and "seed0/lr=0.05: ValueError: bad batch" in err
+    assert err.count("\n") == 1 and "seed0/020_lr=0.05: ValueError: bad batch" in err
     run_dir = only_run_dir(tmp_path)
     assert "Traceback" in (run_dir / "error.log").read_text()  # the details are kept
 
@@ -194,7 +194,7 @@ def test_interrupt_and_resume_of_a_user_module_run(tmp_path, monkeypatch, user_r
     run_dir = only_run_dir(tmp_path)
     partial = json.loads((run_dir / "results.json").read_text())
     assert partial["status"] == "interrupted" and len(partial["trials"]) == 1
-    assert "seed0/lr=0.01" in partial["pending"]
+    assert "seed0/010_lr=0.01" in partial["pending"]
     monkeypatch.setattr(TinyNet, "training_step", original)
     code, _, err = run_cli(["--resume", str(run_dir)])
     assert code == 0, err
