@@ -151,14 +151,23 @@ def answer(results: RunResults) -> str:
     return " ".join(parts)
 
 
-def markdown_report(results: RunResults) -> str:
-    """The answer and the table as Markdown, for TensorBoard's Text tab."""
+def markdown_tables(results: RunResults, rows_per_table: int = 10) -> dict[str, str]:
+    """The ranked table as Markdown, in pages of ``rows_per_table`` rows keyed ``"rows 1-10"``.
+
+    TensorBoard shows each text in a box of fixed height: a page fits in it, a long table would
+    hide its last rows (Lightning's suggestion among them) in a scroll box.
+    """
     header, lines, notes = table_cells(results)
 
     def md_row(cells: list[str]) -> str:
         return "| " + " | ".join(cells) + " |"
 
-    table = [md_row(header), "|" + "---|" * len(header), *map(md_row, lines)]
-    return "\n".join(
-        [answer(results), "", *table, "", *(f"- no suggestion from {n}" for n in notes)]
-    )
+    pages = {}
+    for start in range(0, max(1, len(lines)), rows_per_table):
+        page = lines[start : start + rows_per_table]
+        key = f"rows {start + 1}-{start + len(page)}"
+        pages[key] = "\n".join([md_row(header), "|" + "---|" * len(header), *map(md_row, page)])
+    if notes:
+        last = list(pages)[-1]
+        pages[last] += "\n\n" + "\n".join(f"- no suggestion from {n}" for n in notes)
+    return pages

@@ -22,7 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from lr_lab.results import RunResults, TrialResult
-from lr_lab.table import fmt, markdown_report
+from lr_lab.table import answer, fmt, markdown_tables
 
 SUMMARY_RUN = "_summary"  # sorts before seed0/...: the first run every dashboard lists
 FINDER_RUN = "finder"
@@ -113,9 +113,9 @@ def _hparams_events(results: RunResults, trial: TrialResult, experiment: str, ra
     def fill(writer: SummaryWriter) -> None:
         # What identifies a trial; what all trials share is in the summary's config text.
         params = {
+            # Five, as the table shows by default; "from" as in the printed table.
             "lr": trial.lr,
-            "role": trial.role,
-            "rule": "+".join(trial.rules) or "-",
+            "from": "rule " + "+".join(trial.rules) if trial.rules else "grid",
             "seed": str(trial.seed),  # a string: TensorBoard shows numbers as 0.0000
             "verdict": trial.verdict,
             "experiment": experiment,
@@ -154,8 +154,11 @@ def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> l
     written = []
 
     def summary(writer: SummaryWriter) -> None:
-        writer.add_text("comparison", markdown_report(results))
-        writer.add_text("config", config_text(results))
+        # Tags in the order the Text dashboard lists them: the answer, the table, the rest.
+        writer.add_text("answer", answer(results))
+        for page, table in markdown_tables(results).items():
+            writer.add_text(f"ranking/{page}", table)
+        writer.add_text("settings", config_text(results))
         for finder in results.finders:
             lines = [
                 f"- **{rule}**: {fmt(lr, 3)}"
@@ -163,7 +166,7 @@ def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> l
                 for rule, lr in finder.rules.items()
             ]
             lines += [f"- note: {flag}" for flag in finder.flags()]
-            writer.add_text(f"finder/seed{finder.seed}", "\n".join(lines))
+            writer.add_text(f"suggestions/seed{finder.seed}", "\n".join(lines))
         for png in pngs:
             writer.add_image(f"report/{png.stem}", plt.imread(png)[..., :3], dataformats="HWC")
 

@@ -142,21 +142,28 @@ def test_tensorboard_runs_per_trial_with_hparams(tiny_run):
     assert [v for _, v in finder["lr_finder/loss_lightning"]] == pytest.approx(
         res["finders"][0]["loss"]
     )
-    assert "comparison/text_summary" in plugin_tags(run_dir / "_summary", "text")
-    assert "config/text_summary" in plugin_tags(run_dir / "_summary", "text")
+    texts = plugin_tags(run_dir / "_summary", "text")
+    assert {
+        "answer/text_summary",
+        "ranking/rows 1-7/text_summary",
+        "settings/text_summary",
+    } <= texts
 
 
 def test_tensorboard_runs_sort_by_lr_and_hparams_show_what_differs(tiny_run):
     run_dir, _ = tiny_run
     res = json.loads((run_dir / "results.json").read_text())
     # TensorBoard lists runs by name: that order is the LR order.
-    runs = sorted(p.name for p in (run_dir / "seed0").iterdir() if p.is_dir() and p.name != "finder")
+    runs = sorted(
+        p.name for p in (run_dir / "seed0").iterdir() if p.is_dir() and p.name != "finder"
+    )
     by_name = {t["name"]: t for t in res["trials"]}
     assert [by_name[n]["lr"] for n in runs] == sorted(t["lr"] for t in res["trials"])
     assert sorted(p.name for p in run_dir.iterdir() if p.is_dir())[0] == "_summary"
     for t in res["trials"]:
         params = hparams_of(run_dir / t["tb_run"])
-        assert set(params) == {"lr", "role", "rule", "seed", "verdict", "experiment"}
+        assert set(params) == {"lr", "from", "seed", "verdict", "experiment"}
+        assert params["from"] == ("rule " + "+".join(t["rules"]) if t["rules"] else "grid")
         assert params["seed"] == "0" and params["experiment"] == run_dir.name
         assert params["lr"] == pytest.approx(t["lr"]) and params["verdict"] == t["verdict"]
     finder = res["finders"][0]

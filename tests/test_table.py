@@ -84,3 +84,12 @@ def test_one_precision_for_a_median_and_its_range():
     )
     assert text == "0.126 (0.126..0.19)" and low <= median <= high
     assert lr_text(0.01, 0.01, 0.01) == "0.01"  # no range when the seeds agree
+
+
+def test_a_long_table_is_split_into_pages_that_fit_tensorboard():
+    from lr_lab.table import markdown_tables
+
+    trials = [trial(f"{i:03d}_lr={i}", 10.0**-i, [1.0, 0.1 * i]) for i in range(1, 15)]
+    pages = markdown_tables(run(trials, [], []))
+    assert list(pages) == ["rows 1-10", "rows 11-14"]
+    assert [p.count("\n") - 1 for p in pages.values()] == [10, 4]  # rows under each header
