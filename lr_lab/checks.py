@@ -224,6 +224,9 @@ def _check_trials(cfg: ExperimentConfig, bad: Any) -> None:
         bad("trials.max_steps", t.max_steps, "must be a positive integer, or null")
     if not (math.isfinite(t.divergence_factor) and t.divergence_factor > 1):
         bad("trials.divergence_factor", t.divergence_factor, "must be a finite number > 1")
+    if t.batched and t.executor in ("processes", "ray"):
+        bad("trials.batched", True, f"stacks a seed's trials in one process; with "
+            f"trials.executor: {t.executor} use false or null")  # fmt: skip
     if t.threads is not None and t.threads < 1:
         bad("trials.threads", t.threads, "must be a positive integer, or null for automatic")
     if t.workers is not None and t.workers < 1:

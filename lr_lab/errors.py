@@ -45,6 +45,12 @@ class ContractError(LabError):
     """A user's module or data module broke the lab's contract at some step."""
 
 
+class WorkerDied(LabError):
+    """A worker process died mid-trial (killed, out of memory); finished trials are kept."""
+
+    exit_code = EXIT_FAILED
+
+
 class TrialError(Exception):
     """An exception raised while a trial (or the finder) ran, with the trial it came from."""
 

@@ -4,13 +4,17 @@ Where a trial ran never changes its numbers: every executor calls the same
 :func:`~lr_lab.runner.run_trial` (or :func:`~lr_lab.batched.run_batched`) on the same specs.
 
 - ``inline``: this process, one trial after another, or all of a seed at once (batched).
-- ``processes``: a pool of worker processes on this machine (:mod:`lr_lab.pool`).
+- ``processes``: worker processes on this machine, one per core or per GPU (:mod:`lr_lab.pool`).
 - ``ray``: Ray Tune on a Ray cluster (:mod:`lr_lab.ray_executor`).
+- ``auto``: batched when the built-in model can be stacked; else the first trial runs inline
+  and, if the rest would take long enough for workers to pay off, they run in processes.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from lr_lab import interrupt
 from lr_lab.batched import run_batched, should_batch
@@ -19,13 +23,68 @@ from lr_lab.errors import TrialError
 from lr_lab.results import TrialResult
 from lr_lab.runner import run_trial
 from lr_lab.spec import TrialSpec
+from lr_lab.trainer import usable_cores
 
 OnResult = Callable[[TrialResult], None]
+# Starting a pool of workers and its first Trainers costs about this much (scripts/bench.py:
+# forked workers start in milliseconds; a forkserver in about 3 s): processes pay off only when
+# they save more than twice that.
+POOL_START_S = 1.0
 
 
-def run_inline(specs: list[TrialSpec], batched: bool, on_result: OnResult) -> None:
-    """Run the specs in this process: stacked in one module if ``batched``, else one by one."""
-    if batched:
+@dataclass
+class Plan:
+    """How one seed's trials run."""
+
+    executor: str  # "inline", "processes", "ray" or "auto"
+    batched: bool
+    workers: int = 1
+    gpus: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """For the progress lines."""
+        return "batched" if self.batched else self.executor
+
+
+def plan(specs: list[TrialSpec], n_planned: int) -> Plan:
+    """How to run ``specs`` (the not yet finished part of ``n_planned`` trials of one seed).
+
+    Batching is decided on all the planned trials, so a resumed run trains the rest the same way.
+    """
+    cfg = specs[0].config
+    executor = cfg.trials.executor
+    n_inputs = input_dim(cfg.data) if cfg.builtin_model else 0
+    batched = executor in ("inline", "auto") and should_batch(cfg, n_planned, n_inputs)
+    gpus: list[str] = []
+    if executor in ("processes", "auto") and cfg.trainer.accelerator in ("gpu", "cuda"):
+        from lr_lab.pool import visible_gpus
+
+        gpus = visible_gpus()
+    workers = cfg.trials.workers or len(gpus) or usable_cores()
+    return Plan(executor, batched, workers, gpus)
+
+
+def pool_pays(trial_s: float, n_left: int, workers: int) -> bool:
+    """Whether ``n_left`` more trials of ``trial_s`` seconds each finish sooner on ``workers``."""
+    parallel = min(workers, n_left)
+    saved = trial_s * n_left * (1 - 1 / max(1, parallel))
+    return parallel > 1 and saved > 2 * POOL_START_S
+
+
+def _one(spec: TrialSpec) -> TrialResult:
+    interrupt.check()
+    try:
+        return run_trial(spec)
+    except Exception as err:
+        raise TrialError(spec.key, err) from err
+
+
+def execute(specs: list[TrialSpec], how: Plan, on_result: OnResult) -> None:
+    """Run ``specs`` as ``how`` says, handing each result to ``on_result`` as it finishes."""
+    if not specs:
+        return
+    if how.batched:
         interrupt.check()
         try:
             results = run_batched(specs)
@@ -34,27 +93,22 @@ def run_inline(specs: list[TrialSpec], batched: bool, on_result: OnResult) -> No
         for result in results:
             on_result(result)
         return
-    for spec in specs:
-        interrupt.check()
-        try:
-            result = run_trial(spec)
-        except Exception as err:
-            raise TrialError(spec.key, err) from err
-        on_result(result)
+    if how.executor == "ray":
+        from lr_lab.ray_executor import run_ray
 
+        run_ray(specs, specs[0].config.ray, on_result)
+        return
+    rest = specs
+    if how.executor == "auto":
+        start = time.perf_counter()
+        on_result(_one(specs[0]))
+        rest = specs[1:]
+        pays = pool_pays(time.perf_counter() - start, len(rest), how.workers)
+        how.executor = "processes" if pays else "inline"
+    if how.executor == "processes" and len(rest) > 1 and how.workers > 1:
+        from lr_lab.pool import run_processes
 
-def choose_mode(specs: list[TrialSpec], n_planned: int) -> str:
-    """How a seed's trials run: ``"batched"`` or ``"sequential"``.
-
-    Decided on all ``n_planned`` trials (not only those left), so a resumed run trains the rest
-    the same way.
-    """
-    cfg = specs[0].config
-    n_inputs = input_dim(cfg.data) if cfg.builtin_model else 0
-    return "batched" if should_batch(cfg, n_planned, n_inputs) else "sequential"
-
-
-def execute(specs: list[TrialSpec], mode: str, on_result: OnResult) -> None:
-    """Run ``specs`` as ``mode`` says, handing each result to ``on_result`` as it finishes."""
-    if specs:
-        run_inline(specs, mode == "batched", on_result)
+        run_processes(rest, how.workers, how.gpus, on_result)
+        return
+    for spec in rest:
+        on_result(_one(spec))

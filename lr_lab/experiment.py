@@ -23,7 +23,7 @@ from lr_lab.comparison import compare
 from lr_lab.config import ExperimentConfig
 from lr_lab.data import file_sha256
 from lr_lab.errors import DataError, InitStateError, ResultsError, TrialError
-from lr_lab.executors import choose_mode, execute
+from lr_lab.executors import execute, plan
 from lr_lab.finder import FINDER_RUN, clean_scratch, run_finder
 from lr_lab.initial_state import (
     check_fits,
@@ -256,7 +256,7 @@ def run_experiment(
             shutil.rmtree(Path(spec.log_dir) / spec.name, ignore_errors=True)
         if not specs:
             return
-        mode = choose_mode(specs, len(planned))
+        how = plan(specs, len(planned))
         count = [0]
 
         def record(result: TrialResult) -> None:
@@ -264,9 +264,9 @@ def run_experiment(
             results.trials.append(result)
             results.pending.remove(result.key)
             write_results(run_dir, results)
-            progress(_trial_line(result, count[0], len(specs), mode))
+            progress(_trial_line(result, count[0], len(specs), how.label))
 
-        execute(specs, mode, record)
+        execute(specs, how, record)
 
     for seed in cfg.seed_list:
         folder = seed_dir(run_dir, seed)
@@ -312,7 +312,8 @@ def _trial_line(result: TrialResult, index: int, total: int, how: str) -> str:
         outcome = "no whole epoch"
     else:
         outcome = f"final loss {result.final_loss:.4g}"
-    note = f" ({how}, {result.step_us:.0f} us/trial-step)" if how == "batched" else ""
+    note = {"batched": f" (batched, {result.step_us:.0f} us/trial-step)", "processes": " (worker)",
+            "ray": " (ray)"}.get(how, "")  # fmt: skip
     return (
         f"  [{index:>{width}}/{total}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"
     )

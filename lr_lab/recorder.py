@@ -19,10 +19,10 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
 
 from lr_lab import interrupt
 from lr_lab.errors import ContractError
+from lr_lab.events import ScalarLog
 
 # TensorBoard gets at most about this many points per per-step curve (always including step 0).
 MAX_STEP_POINTS = 1000
@@ -59,10 +59,17 @@ class DivergenceGuard:
             # A first loss of 0 (an exact fit) has no scale: only non-finite losses count then.
             scale = torch.where(self.first > 0, self.first, torch.full_like(self.first, math.inf))
             self._limit = self.factor * scale
+            self._limit_1 = float(self._limit[0])
             self.alive = torch.ones_like(self.first, dtype=torch.bool)
-        bad = self.alive & (~torch.isfinite(losses) | (losses > self._limit))
+        if len(self.step) == 1:  # one trial: one host read and plain Python (the common case)
+            value = float(losses[0])
+            hit = self.step[0] is None and (not math.isfinite(value) or value > self._limit_1)
+            bad = self.alive.clone() if hit else None
+        else:
+            bad = self.alive & (~torch.isfinite(losses) | (losses > self._limit))
+            bad = bad if bool(bad.any()) else None  # the one host sync per step
         newly = None
-        if bool(bad.any()):
+        if bad is not None:
             values = losses.tolist()
             for k in torch.nonzero(bad).flatten().tolist():
                 self.step[k] = self.steps
@@ -144,24 +151,17 @@ class LossRecorder(L.Callback):
         self.val_loss: list[list[float]] = [[] for _ in range(k)]
         self.first_batch_sha256 = ""
         self.step = 0  # optimizer steps seen
-        self._writers: list[SummaryWriter] | None = None
+        self.logs = [ScalarLog(d) for d in run_dirs]
         self._losses: list[Tensor] = []
         self._sizes: list[int] = []
         self._val: list[float] | None = None
         self._val_chunks: list[Tensor] = []
         self._val_sizes: list[int] = []
 
-    @property
-    def writers(self) -> list[SummaryWriter]:
-        """One writer per trial, opened at the first epoch's end (nothing written before)."""
-        if self._writers is None:
-            self._writers = [SummaryWriter(d) for d in self.run_dirs]
-        return self._writers
-
     def close(self) -> None:
         """Flush and close the TensorBoard runs."""
-        for writer in self._writers or []:
-            writer.close()
+        for log in self.logs:
+            log.close()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, i: int) -> None:
         """Hash the very first mini-batch, so trials can prove they saw the same data."""
@@ -235,19 +235,19 @@ class LossRecorder(L.Callback):
         means = _weighted_mean(per_step, self._sizes, mask).tolist()
         keep = [i for i in range(len(per_step)) if (first + i) % self.stride == 0]
         rows = per_step[keep].tolist() if keep else []
-        for k, writer in enumerate(self.writers):
+        for k, log in enumerate(self.logs):
             for i, row in zip(keep, rows):
                 if first + i < ends[k]:
-                    writer.add_scalar(TAG_TRAIN_STEP, row[k], first + i)
+                    log.add(TAG_TRAIN_STEP, row[k], first + i)
             if self.guard.step[k] is not None:
                 continue  # diverged in this epoch (or before): no epoch metrics
             self.train_loss[k].append(means[k])
-            writer.add_scalar(TAG_TRAIN_EPOCH, means[k], self.step - 1)
+            log.add(TAG_TRAIN_EPOCH, means[k], self.step - 1)
             if self._val is not None:
                 self.val_loss[k].append(self._val[k])
-                writer.add_scalar(TAG_VAL, self._val[k], self.step - 1)
-        for writer in self.writers:
-            writer.flush()
+                log.add(TAG_VAL, self._val[k], self.step - 1)
+        for log in self.logs:
+            log.flush()
         self._losses, self._sizes, self._val = [], [], None
 
 

@@ -14,6 +14,7 @@ a fresh DataModule of the same seed, so the learning rate is the only difference
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -101,7 +102,8 @@ def fit_and_collect(
     trainer = make_trainer(
         cfg,
         root_dir=Path(specs[0].log_dir),
-        callbacks=[recorder, EpochProgress(label)],
+        # Every callback costs on every hook of every step: the progress line only on a terminal.
+        callbacks=[recorder, EpochProgress(label)] if sys.stderr.isatty() else [recorder],
         max_epochs=cfg.trials.max_epochs,
         max_steps=cfg.trials.max_steps,
         has_val=getattr(datamodule, "has_val", None),  # the built-in data may hold out nothing

@@ -1,23 +1,31 @@
-"""Benchmark: the same trials three ways, per trial-step.
+"""Benchmark: the same trials every way the lab can run them, against a plain PyTorch loop.
 
-    python scripts/bench.py                       # 32 LRs, default net, 4096 samples, 5 epochs
-    python scripts/bench.py --lrs 8 --n_samples 1000000 --epochs 1
+    python scripts/bench.py                           # 32 LRs, default net, 4096 samples, 5 epochs
+    python scripts/bench.py --busy                    # the same with one core kept busy meanwhile
+    python scripts/bench.py --lrs 8 --epochs 20 --ways plain lab processes   # the pool's speed-up
+    python scripts/bench.py --lrs 8 --ways lab ray    # Ray Tune's overhead per trial
 
-1. plain   - a plain PyTorch loop per LR (torch.optim, the lab's batches), checking the loss every
-             step and logging the same scalars to TensorBoard with SummaryWriter;
-   plain-noTB is the same loop without TensorBoard, for reference (what logging costs);
-2. lab     - the lab's sequential Lightning trials (``run_trial``), one after another;
-3. batched - the lab's batched trials (``run_batched``): all LRs in one vmapped module.
+Ways (all from one init.ckpt, the same batches in the same order):
 
-All three start from one init.ckpt and see the same batches in the same order. Prints per
-trial-step microseconds, the ratio to plain, total wall time and the peak resident memory each
-way added (Linux VmHWM, reset before each).
+- ``plain``: a plain PyTorch loop per LR (torch.optim, torch's default threads), checking the loss
+  every step and logging the same scalars to TensorBoard; ``plain-noTB`` without TensorBoard.
+- ``lab``: the lab's sequential Lightning trials in this process (``trials.executor: inline``).
+- ``processes``: the same trials on ``--workers`` worker processes (pool start-up included).
+- ``batched``: all LRs at once in one stacked, vmapped module.
+- ``ray``: the trials as Ray Tune trials on a local Ray (start-up included; needs ``.[ray]``).
+
+Prints wall time, microseconds per trial-step, the ratio to ``plain`` and the peak memory each
+way added, and checks that every lab way measured the same per-epoch losses bit for bit.
+``--busy`` runs a process that spins one core for the whole benchmark: tiny tensors on many
+intra-op threads collapse when a core is taken, which is what the lab's thread policy avoids.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +44,8 @@ from lr_lab.experiment import INIT_FILE, fixed_specs, prepare_initial_state, see
 from lr_lab.model import SimpleRegressionNet  # noqa: E402
 from lr_lab.runner import log_stride, run_trial  # noqa: E402
 from lr_lab.trainer import quiet_lightning  # noqa: E402
+
+WAYS = ("plain", "plain-noTB", "lab", "processes", "batched", "ray")
 
 
 def peak_rss_mib() -> float:
@@ -77,7 +87,6 @@ def plain_trial(cfg: ExperimentConfig, init: Path, lr: float, log_dir: Path | No
     else:
         opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=o.weight_decay)
     stride = log_stride(cfg, dm.steps_per_epoch)
-    # log_dir None: the same loop without TensorBoard, to show what logging itself costs.
     writer = SummaryWriter(str(log_dir / f"plain_lr={lr:.3g}")) if log_dir else _NoWriter()
     loader = dm.train_dataloader()
     step, first = 0, None
@@ -104,6 +113,32 @@ def plain_trial(cfg: ExperimentConfig, init: Path, lr: float, log_dir: Path | No
     return step
 
 
+def lab_way(cfg: ExperimentConfig, base: Path, way: str, workers: int) -> list:
+    """Run the fixed trials one lab way; return their results in spec order."""
+    prepare_initial_state(cfg, 0, seed_dir(base, 0), None, None)
+    specs = fixed_specs(cfg, 0, base)
+    if way == "batched":
+        return run_batched(specs)
+    if way == "lab":
+        return [run_trial(s) for s in specs]
+    got: dict = {}
+    if way == "processes":
+        from lr_lab.pool import run_processes
+
+        run_processes(specs, workers, [], lambda r: got.update({r.name: r}))
+    else:
+        from lr_lab.config import RayConfig
+        from lr_lab.ray_executor import run_ray
+
+        run_ray(specs, RayConfig(cpus_per_trial=1), lambda r: got.update({r.name: r}))
+    return [got[s.name] for s in specs]
+
+
+def spin() -> subprocess.Popen:
+    """A process that keeps one core busy until it is killed (another user's job)."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lrs", type=int, default=32, help="number of learning rates (log grid)")
@@ -114,69 +149,76 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--hidden", type=str, default="32,32")
     parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["plain", "plain-noTB", "lab", "batched"]
-    )
+    parser.add_argument("--ways", nargs="*", default=["plain", "plain-noTB", "lab", "batched"],
+                        choices=WAYS)  # fmt: skip
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--busy", action="store_true", help="keep one core busy meanwhile")
     args = parser.parse_args()
 
     quiet_lightning()
-    lrs = [
-        float(f"{v:.4g}")
-        for v in torch.logspace(math.log10(args.lr_min), math.log10(args.lr_max), args.lrs)
-    ]
+    grid = torch.logspace(math.log10(args.lr_min), math.log10(args.lr_max), args.lrs)
+    lrs = [float(f"{v:.4g}") for v in grid]
     cfg = ExperimentConfig(
         data=DataConfig(n_samples=args.n_samples, batch_size=args.batch_size),
         model=ModelConfig(hidden_dims=[int(h) for h in args.hidden.split(",") if h]),
         optimizer=OptimizerConfig(name=args.optimizer),
         trials=TrialsConfig(lrs=lrs, max_epochs=args.epochs, batched=False),
     )
-    data_mib = (args.n_samples * 2 * 4) / 2**20  # x and y, float32
     print(
         f"{args.lrs} LRs ({lrs[0]:g}..{lrs[-1]:g}), net 1-{args.hidden.replace(',', '-')}-1, "
-        f"{args.n_samples} samples ({data_mib:.2f} MiB as tensors), batch {args.batch_size}, "
-        f"{args.epochs} epochs, {args.optimizer}, torch {torch.__version__} on "
+        f"{args.n_samples} samples, batch {args.batch_size}, {args.epochs} epochs, "
+        f"{args.optimizer}; torch {torch.__version__}; {len(os.sched_getaffinity(0))} cores"
+        f"{', one kept busy' if args.busy else ''}; plain loop on torch's "
         f"{torch.get_num_threads()} threads"
     )
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        prepare_initial_state(cfg, 0, seed_dir(base / "lab", 0), None, None)
-        prepare_initial_state(cfg, 0, seed_dir(base / "batched", 0), None, None)
-        init = seed_dir(base / "lab", 0) / INIT_FILE
+    rows, losses = [], {}
+    busy = spin() if args.busy else None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = Path(tmp)
+            prepare_initial_state(cfg, 0, seed_dir(base / "ref", 0), None, None)
+            init = seed_dir(base / "ref", 0) / INIT_FILE
+            for way in args.ways:
+                threads = torch.get_num_threads()
+                before = reset_peak_rss()
+                start = time.perf_counter()
+                if way.startswith("plain"):
+                    log = base / "plain" if way == "plain" else None
+                    steps = sum(plain_trial(cfg, init, lr, log) for lr in lrs)
+                else:
+                    results = lab_way(cfg, base / way, way, args.workers)
+                    steps = sum(r.steps for r in results)
+                    losses[way] = [r.train_loss for r in results]
+                wall = time.perf_counter() - start
+                rows.append((way, steps, wall, 1e6 * wall / steps, peak_rss_mib() - before))
+                torch.set_num_threads(threads)  # the lab sets its own; the plain loop keeps torch's
+    finally:
+        if busy:
+            busy.kill()
+    report(rows, losses)
 
-        def measure(name: str, fn) -> None:  # noqa: ANN001
-            if name in args.skip:
-                return
-            before = reset_peak_rss()
-            start = time.perf_counter()
-            steps = fn()
-            wall = time.perf_counter() - start
-            rows.append((name, steps, wall, 1e6 * wall / steps, peak_rss_mib() - before))
 
-        measure("plain", lambda: sum(plain_trial(cfg, init, lr, base / "plain") for lr in lrs))
-        measure("plain-noTB", lambda: sum(plain_trial(cfg, init, lr, None) for lr in lrs))
-        measure("lab", lambda: sum(run_trial(s).steps for s in fixed_specs(cfg, 0, base / "lab")))
-        measure(
-            "batched",
-            lambda: sum(r.steps for r in run_batched(fixed_specs(cfg, 0, base / "batched"))),
-        )
-
+def report(rows: list, losses: dict) -> None:
     plain_us = next((r[3] for r in rows if r[0] == "plain"), None)
-    print(
-        f"\n{'way':<8} {'trial-steps':>11} {'wall s':>8} {'us/trial-step':>14} {'vs plain':>9} {'peak RSS +MiB':>14}"
-    )
+    print(f"\n{'way':<11}{'trial-steps':>12}{'wall s':>9}{'us/trial-step':>15}{'vs plain':>10}"
+          f"{'peak RSS +MiB':>15}")  # fmt: skip
     for name, steps, wall, us, rss in rows:
         ratio = f"{us / plain_us:.2f}x" if plain_us else "-"
-        print(f"{name:<8} {steps:>11} {wall:>8.2f} {us:>14.1f} {ratio:>9} {rss:>14.1f}")
-    if plain_us:
-        lab = next((r[3] for r in rows if r[0] == "lab"), None)
-        batched = next((r[3] for r in rows if r[0] == "batched"), None)
-        if lab:
-            print(f"\nlab sequential per step: {lab / plain_us:.2f}x plain (target <= 1.3x)")
-        if batched:
-            print(
-                f"batched speed-up per trial-step: {plain_us / batched:.1f}x faster than plain (target >= 4x)"
-            )
+        print(f"{name:<11}{steps:>12}{wall:>9.2f}{us:>15.1f}{ratio:>10}{rss:>15.1f}")
+    walls = {r[0]: r[2] for r in rows}
+    if "lab" in walls and "processes" in walls:
+        print(f"\nprocesses: {walls['processes'] / walls['lab']:.2f}x the wall time of inline "
+              "(target <= 0.6x on 2 cores)")  # fmt: skip
+    if "ray" in walls and "lab" in walls:
+        per_trial = (walls["ray"] - walls["lab"]) / max(1, len(losses.get("ray", [])))
+        print(f"ray: {walls['ray']:.1f} s, {per_trial:+.2f} s per trial against inline")
+    if plain_us and "batched" in walls:
+        batched = next(r[3] for r in rows if r[0] == "batched")
+        print(f"batched: {batched / plain_us:.2f}x a plain loop per trial-step")
+    sequential = {k: v for k, v in losses.items() if k != "batched"}
+    if len(sequential) > 1:
+        same = len({repr(v) for v in sequential.values()}) == 1
+        print(f"per-epoch losses of {', '.join(sequential)}: {'identical' if same else 'DIFFER'}")
 
 
 if __name__ == "__main__":
