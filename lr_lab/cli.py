@@ -65,7 +65,7 @@ def _stopped_early() -> int | None:
 
 
 def _main(argv: list[str], console: Console) -> int:
-    from lr_lab.arguments import dump_config
+    from lr_lab.config_files import dump_config
     from lr_lab.errors import LabError, UsageError, exit_code, one_line
     from lr_lab.validate import validate
 

@@ -7,7 +7,6 @@ see specs and return plain records. ``results.json`` is rewritten after every tr
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -22,29 +21,31 @@ from lr_lab import interrupt
 from lr_lab.comparison import compare
 from lr_lab.config import ExperimentConfig
 from lr_lab.data import file_sha256
-from lr_lab.errors import DataError, InitStateError, ResultsError, TrialError
+from lr_lab.errors import DataError, InitStateError, TrialError
 from lr_lab.executors import execute, plan
-from lr_lab.finder import FINDER_RUN, clean_scratch, run_finder
+from lr_lab.finder import clean_scratch, run_finder
 from lr_lab.initial_state import (
     check_fits,
     read_initial_state,
     save_initial_state,
     weights_sha256,
 )
+from lr_lab.plan import (
+    FINDER_RUN,
+    INIT_FILE,
+    check_plan,
+    check_specs,
+    fixed_specs,
+    plan_pending,
+    seed_dir,
+)
 from lr_lab.providers import build_model
 from lr_lab.results import FinderResult, RunResults, TrialResult, write_results
 from lr_lab.rules import apply_rules
 from lr_lab.rundir import atomic_write
-from lr_lab.spec import TrialSpec, lr_orders, trial_name
+from lr_lab.spec import TrialSpec
 
-INIT_FILE = "init.ckpt"
-CHECKS = "finder checks"  # the pending entry for checks whose LRs the finder has not yet chosen
 Progress = Callable[[str], None]
-
-
-def seed_dir(run_dir: Path, seed: int) -> Path:
-    """The folder of one seed: its ``init.ckpt`` and one TensorBoard run per trial."""
-    return run_dir / f"seed{seed}"
 
 
 def _architecture(cfg: ExperimentConfig) -> dict:
@@ -113,43 +114,6 @@ def _checked(path: Path, sha: str, recorded: str | None) -> str:
     return sha
 
 
-def fixed_specs(cfg: ExperimentConfig, seed: int, run_dir: Path) -> list[TrialSpec]:
-    """The grid trials of one seed."""
-    folder = seed_dir(run_dir, seed)
-    orders, _ = lr_orders(cfg.trials.lrs)
-    return [
-        TrialSpec(
-            trial_name(lr, order), lr, seed, "fixed", str(folder / INIT_FILE), str(folder), cfg
-        )
-        for lr, order in zip(cfg.trials.lrs, orders)
-    ]
-
-
-def check_specs(
-    cfg: ExperimentConfig, finder: FinderResult, run_dir: Path, taken: list[float]
-) -> list[TrialSpec]:
-    """One ``finder_check`` trial per distinct suggestion not already trained at that LR."""
-    folder = seed_dir(run_dir, finder.seed)
-    by_lr: dict[float, list[str]] = {}
-    for rule, lr in finder.rules.items():
-        if lr is not None and not any(math.isclose(lr, t) for t in taken):
-            by_lr.setdefault(lr, []).append(rule)
-    _, orders = lr_orders(cfg.trials.lrs, list(by_lr))
-    return [
-        TrialSpec(
-            trial_name(lr, order, tuple(rules)),
-            lr,
-            finder.seed,
-            "finder_check",
-            str(folder / INIT_FILE),
-            str(folder),
-            cfg,
-            tuple(rules),
-        )
-        for (lr, rules), order in zip(by_lr.items(), orders)
-    ]
-
-
 def new_results(cfg: ExperimentConfig, init_source: Path | None = None) -> RunResults:
     """An empty record for a run about to start."""
     return RunResults(
@@ -169,47 +133,6 @@ def describe_finder(finder: FinderResult) -> str:
         f"{rule} {lr:.3g}" if lr else f"{rule} -" for rule, lr in finder.rules.items()
     )
     return "; ".join([f"{len(finder.lr)} steps in {finder.wall_s:.2f} s, {rules}", *finder.flags()])
-
-
-def check_plan(cfg: ExperimentConfig, results: RunResults, run_dir: Path) -> None:
-    """Refuse records the plan does not contain (a hand-appended trial must not be ranked)."""
-    planned = {s.key for seed in cfg.seed_list for s in fixed_specs(cfg, seed, run_dir)}
-    for finder in results.finders:
-        if finder.seed not in cfg.seed_list:
-            raise ResultsError(
-                f"results.json: a finder of seed {finder.seed}, not in this run's seeds"
-            )
-        taken = [t.lr for t in results.trials if t.seed == finder.seed and t.role == "fixed"]
-        planned |= {s.key for s in check_specs(cfg, finder, run_dir, taken)}
-    keys = [t.key for t in results.trials]
-    for trial in results.trials:
-        if trial.key not in planned:
-            raise ResultsError(
-                f"results.json: trial {trial.key} (lr {trial.lr:g}) is not in this run's plan "
-                "(config.yaml); remove it or start a new run"
-            )
-        if keys.count(trial.key) > 1:
-            raise ResultsError(f"results.json: trial {trial.key} is recorded twice")
-
-
-def plan_pending(cfg: ExperimentConfig, results: RunResults, run_dir: Path) -> list[str]:
-    """What is left to do: trial keys, ``seedN/finder`` and ``seedN/finder checks``."""
-    done = {t.key for t in results.trials}
-    finders = {f.seed: f for f in results.finders}
-    pending = []
-    for seed in cfg.seed_list:
-        pending += [s.key for s in fixed_specs(cfg, seed, run_dir) if s.key not in done]
-        if not cfg.finder.enabled:
-            continue
-        if seed not in finders:
-            pending.append(f"seed{seed}/{FINDER_RUN}")
-            if cfg.finder.verify:
-                pending.append(f"seed{seed}/{CHECKS}")
-        elif cfg.finder.verify:
-            taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]
-            checks = check_specs(cfg, finders[seed], run_dir, taken)
-            pending += [s.key for s in checks if s.key not in done]
-    return pending
 
 
 def run_experiment(

@@ -34,7 +34,6 @@ from lr_lab.recorder import batch_sha256
 from lr_lab.results import FinderResult
 from lr_lab.trainer import make_trainer, set_threads
 
-FINDER_RUN = "finder"
 SCRATCH_PREFIX = ".lr_find-"
 
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lr_lab import interrupt
-from lr_lab.arguments import Invocation, dump_config
+from lr_lab.arguments import Invocation
 from lr_lab.comparison import compare
+from lr_lab.config_files import dump_config
 from lr_lab.errors import one_line
-from lr_lab.experiment import check_plan, new_results, plan_pending, run_experiment
+from lr_lab.experiment import new_results, run_experiment
+from lr_lab.plan import check_plan, plan_pending
 from lr_lab.report import damaged_report, pngs_of, write_report
 from lr_lab.results import RunResults, read_results, write_results
 from lr_lab.rundir import RunLock, atomic_write, clean_temp, new_run_dir

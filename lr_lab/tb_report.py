@@ -21,11 +21,11 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from lr_lab.plan import FINDER_RUN
 from lr_lab.results import RunResults, TrialResult
 from lr_lab.table import answer, fmt, markdown_tables
 
 SUMMARY_RUN = "_summary"  # sorts before seed0/...: the first run every dashboard lists
-FINDER_RUN = "finder"
 REPORT_EVENTS = "events.out.tfevents.0000000000.lr_lab_report"
 SCRATCH_PREFIX = ".report-"
 
@@ -137,7 +137,7 @@ def _hparams_events(results: RunResults, trial: TrialResult, experiment: str, ra
 
 def config_text(results: RunResults) -> str:
     """The settings every trial shares, as Markdown (HParams shows only what differs)."""
-    from lr_lab.arguments import flat_keys
+    from lr_lab.config_files import flat_keys
 
     lines = [f"- `{key}`: {value}" for key, value in flat_keys(results.config).items()]
     versions = (

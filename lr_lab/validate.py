@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from lr_lab.arguments import Invocation, UsageError, flat_keys, parse_args
+from lr_lab.arguments import Invocation, UsageError, parse_args
 from lr_lab.checks import check_config
+from lr_lab.config_files import flat_keys
 from lr_lab.csv_file import DataError, read_csv
 from lr_lab.rundir import check_out_dir
 

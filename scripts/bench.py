@@ -40,8 +40,9 @@ from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from lr_lab.batched import run_batched  # noqa: E402
 from lr_lab.config import DataConfig, ExperimentConfig, ModelConfig, OptimizerConfig, TrialsConfig  # noqa: E402
 from lr_lab.data import RegressionDataModule  # noqa: E402
-from lr_lab.experiment import INIT_FILE, fixed_specs, prepare_initial_state, seed_dir  # noqa: E402
+from lr_lab.experiment import prepare_initial_state  # noqa: E402
 from lr_lab.model import SimpleRegressionNet  # noqa: E402
+from lr_lab.plan import INIT_FILE, fixed_specs, seed_dir  # noqa: E402
 from lr_lab.runner import log_stride, run_trial  # noqa: E402
 from lr_lab.trainer import quiet_lightning  # noqa: E402
 

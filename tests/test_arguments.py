@@ -8,9 +8,10 @@ from dataclasses import asdict
 
 import pytest
 
-from lr_lab.arguments import dump_config, flat_keys, key_types, parse_args, resolve_config
+from lr_lab.arguments import key_types, parse_args
 from lr_lab.cli import main
 from lr_lab.config import ExperimentConfig
+from lr_lab.config_files import dump_config, flat_keys, resolve_config
 
 
 def other_value(tp, default):

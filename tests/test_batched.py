@@ -13,7 +13,8 @@ import torch
 
 from lr_lab.batched import StackedTrialModule, run_batched, should_batch
 from lr_lab.cli import main
-from lr_lab.experiment import fixed_specs, prepare_initial_state, seed_dir
+from lr_lab.experiment import prepare_initial_state
+from lr_lab.plan import fixed_specs, seed_dir
 from lr_lab.runner import run_trial
 from tests.conftest import only_run_dir, tiny_config
 from tests.tb import scalars

@@ -10,9 +10,10 @@ import pytest
 import torch
 import yaml
 
-from lr_lab.arguments import DEFAULT_CONFIG, build_parser
+from lr_lab.arguments import build_parser
 from lr_lab.cli import main
 from lr_lab.config import ExperimentConfig
+from lr_lab.config_files import DEFAULT_CONFIG
 from lr_lab.validate import validate
 from tests.conftest import TINY_ARGS, only_run_dir
 from tests.tb import hparams_of, plugin_tags, scalars

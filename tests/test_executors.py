@@ -51,6 +51,7 @@ def test_processes_give_the_numbers_inline_gives(tmp_path, inline_runs, kind):
     assert metrics(res) == metrics(inline_runs[kind])  # bit for bit on CPU
 
 
+@pytest.mark.slow
 def test_ray_gives_the_numbers_inline_gives(tmp_path, inline_runs):
     pytest.importorskip("ray")
     args = [*args_of("builtin"), "--trials.executor", "ray"]
@@ -67,6 +68,7 @@ def test_ray_gives_the_numbers_inline_gives(tmp_path, inline_runs):
     ]
 
 
+@pytest.mark.slow
 def test_ray_asking_for_a_missing_gpu_is_one_line(tmp_path):
     pytest.importorskip("ray")
     args = [*args_of("builtin"), "--trials.executor", "ray", "--ray.gpus_per_trial", "1"]

@@ -9,8 +9,9 @@ import torch
 
 import lr_lab.finder
 from lr_lab.curves import corrected_curve, lightning_curve
-from lr_lab.experiment import INIT_FILE, fixed_specs, prepare_initial_state, seed_dir
+from lr_lab.experiment import prepare_initial_state
 from lr_lab.finder import run_finder
+from lr_lab.plan import INIT_FILE, fixed_specs, seed_dir
 from lr_lab.runner import run_trial
 from tests.conftest import tiny_config
 from tests.tb import scalars

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from lr_lab.cli import main
-from lr_lab.experiment import fixed_specs, prepare_initial_state, seed_dir
+from lr_lab.experiment import prepare_initial_state
 from lr_lab.model import RegressionModule
+from lr_lab.plan import fixed_specs, seed_dir
 from lr_lab.rundir import new_run_dir
 from lr_lab.runner import run_trial
 from tests.conftest import TINY_ARGS, only_run_dir, tiny_config

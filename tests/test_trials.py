@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from lr_lab.config import DataConfig, ExperimentConfig, ModelConfig, TrialsConfig
-from lr_lab.experiment import INIT_FILE, fixed_specs, prepare_initial_state, seed_dir
+from lr_lab.experiment import prepare_initial_state
 from lr_lab.model import SimpleRegressionNet
+from lr_lab.plan import INIT_FILE, fixed_specs, seed_dir
 from lr_lab.runner import run_trial
 from tests.conftest import tiny_config
 from tests.tb import scalars

@@ -1,0 +1,177 @@
+"""Config files: bundled configs by name, YAML read strictly, class_path/init_args, the dump.
+
+jsonargparse treats a mapping of only ``class_path``/``init_args`` as a subclass of the dataclass
+it belongs to, which ``model:`` and ``data:`` are not, so those two keys are taken out of the
+command line and the config files here, before jsonargparse sees them, and put back after
+(:func:`extract_class_specs`). Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lr_lab.config import ExperimentConfig
+from lr_lab.errors import UsageError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+CLASS_SECTIONS = ("model", "data")
+
+
+def bundled_configs() -> list[str]:
+    """Names of the configs shipped in ``configs/`` (usable as ``--config NAME``)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.is_dir() else []
+
+
+def resolve_config(name: str) -> Path:
+    """A config file's path: as given, or a bundled config by name (``sweep``, ``sweep.yaml``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    bundled = CONFIG_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    if path.parent == Path(".") and bundled.is_file():
+        return bundled
+    known = ", ".join(bundled_configs()) or "none"
+    raise UsageError(f"--config {name}: file not found (bundled configs in {CONFIG_DIR}: {known})")
+
+
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file's top-level mapping (empty file: {}); one line naming the file if unusable."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UsageError(f"{what} {path}: not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path}: not a text file") from None
+    except RecursionError:
+        raise UsageError(f"{what} {path}: nests too deeply (a recursive YAML anchor?)") from None
+    except OSError as err:
+        raise UsageError(f"{what} {path}: cannot read ({err.strerror or err})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} {path}: expected a mapping of keys, got {type(data).__name__}")
+    if _cyclic(data):
+        raise UsageError(f"{what} {path}: nests too deeply (a recursive YAML anchor?)")
+    return data
+
+
+def _cyclic(value: Any, ancestors: frozenset[int] = frozenset()) -> bool:
+    """Whether a loaded YAML value contains itself (``a: &x [*x]``)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if id(value) in ancestors:
+        return True
+    inner = ancestors | {id(value)}
+    items = value.values() if isinstance(value, dict) else value
+    return any(_cyclic(v, inner) for v in items)
+
+
+def _class_value(text: str, key: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UsageError(f"{key} = {text}: not a valid YAML value") from None
+
+
+def _merge_spec(specs: dict[str, dict[str, Any]], section: str, given: dict[str, Any], key: str):
+    """Apply a ``{class_path, init_args}`` mapping; a new class starts with no init_args."""
+    spec = specs[section]
+    if "class_path" in given:
+        class_path = given["class_path"]
+        if class_path is not None and not isinstance(class_path, str):
+            raise UsageError(f"{key}.class_path = {class_path!r}: expected a dotted class name")
+        if class_path != spec["class_path"]:
+            spec["init_args"] = {}
+        spec["class_path"] = class_path
+    if "init_args" in given:
+        init_args = given["init_args"]
+        if init_args is None:
+            init_args = {}
+        if not isinstance(init_args, dict) or not all(isinstance(k, str) for k in init_args):
+            raise UsageError(
+                f"{key}.init_args = {init_args!r}: expected a mapping, e.g. {{hidden: 64}}"
+            )
+        spec["init_args"].update(init_args)
+
+
+def extract_class_specs(argv: list[str]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Take ``model``/``data`` ``class_path`` and ``init_args`` out of argv and config files.
+
+    Left to right, as jsonargparse reads them: ``--config FILE`` (its ``model:``/``data:``
+    class keys), ``--model.class_path X`` (or ``--model X``), ``--model.init_args '{k: v}'`` and
+    ``--model.init_args.k v``; the same for ``data``. Each config file is replaced by its
+    content without those keys, so jsonargparse sees only the dataclass fields.
+
+    Returns:
+        The remaining argv, and per section ``{"class_path": ..., "init_args": {...}}``.
+    """
+    specs: dict[str, dict[str, Any]] = {
+        s: {"class_path": None, "init_args": {}} for s in CLASS_SECTIONS
+    }
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        name, eq, inline = token.partition("=")
+        has_value = bool(eq) or (i + 1 < len(argv) and not argv[i + 1].startswith("--"))
+        value = inline if eq else (argv[i + 1] if has_value else None)
+        step = 1 if eq or not has_value else 2
+        if name == "--config" and value is not None:
+            path = resolve_config(value)
+            data = read_yaml_mapping(path, "--config")
+            for section in CLASS_SECTIONS:
+                part = data.get(section)
+                if isinstance(part, dict):
+                    given = {k: part.pop(k) for k in ("class_path", "init_args") if k in part}
+                    _merge_spec(specs, section, given, section)
+            out += ["--config", yaml.safe_dump(data) if data else "{}"]
+            i += step
+            continue
+        section, _, rest = name.removeprefix("--").partition(".")
+        if name.startswith("--") and section in CLASS_SECTIONS and value is not None:
+            if rest in ("", "class_path"):
+                _merge_spec(specs, section, {"class_path": value}, section)
+            elif rest == "init_args":
+                _merge_spec(specs, section, {"init_args": _class_value(value, name[2:])}, section)
+            elif rest.startswith("init_args."):
+                arg = rest.removeprefix("init_args.")
+                _merge_spec(
+                    specs, section, {"init_args": {arg: _class_value(value, name[2:])}}, section
+                )
+            else:
+                out += argv[i : i + step]
+            i += step
+            continue
+        out.append(token)
+        i += 1
+    return out, specs
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML that ``--config`` reads back to the same config.
+
+    Written from the dataclasses (every key, ``null`` included: jsonargparse's own dump drops
+    ``None``, and a dropped ``early_stop_threshold: null`` would read back as 4.0).
+    """
+    header = "# lr_lab: the resolved config of this run (--config reads it back as it is)\n"
+    return header + yaml.safe_dump(asdict(cfg), sort_keys=False, default_flow_style=None)
+
+
+def flat_keys(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` as ``{"a.b": 1}`` (init_args stay one value)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "init_args":
+            out.update(flat_keys(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
