@@ -52,6 +52,10 @@ def error(line: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run ``lr-lab`` with ``argv`` (default: the command line) and return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["study"]:  # lr-lab study ...: the rule study (lr_lab/study.py)
+        from lr_lab.study import main as study
+
+        return study(argv[1:])
     with interrupt.stop_on_signals():
         return _main(argv, Console())
 

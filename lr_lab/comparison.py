@@ -78,15 +78,34 @@ class BestFixed:
     loss: float
 
 
+# The rules in the order lr_lab's study trusts them: how often each landed within 1.5x of the
+# best grid LR's loss over 219 problem-seeds (README, "Which rule to trust"; study of 2026-11-30,
+# lr_lab 0.2.0, Lightning 2.6.6, configs/study.yaml). A run's recommendation is the first of these
+# that it read and trained on every seed without divergence.
+TRUSTED_RULES = {
+    "minimum_div10@corrected": 0.60,
+    "valley": 0.59,
+    "minimum_div10": 0.57,
+    "valley@corrected": 0.52,
+    "steep_log": 0.44,
+    "steep_log@corrected": 0.36,
+    "lightning": 0.0,
+    "lightning@corrected": 0.0,
+}
+STUDY_SIZE = 219
+
+
 @dataclass
 class Recommendation:
-    """The best LR observed, and where it came from (the grid, or the rules that chose it)."""
+    """An LR to use and where it came from: the study's most trusted rule, or the best observed."""
 
     lr: float
     lr_min: float
     lr_max: float
     loss: float
     source: str  # "grid" or "rule valley+steep_log"
+    rank: int | None = None
+    study_hit_rate: float | None = None  # the trusted rule's hit rate in lr_lab's study
 
 
 @dataclass
@@ -98,7 +117,8 @@ class Comparison:
     rows: list[Row]  # ranked first, then unranked
     rules: dict[str, Row]  # each rule's row (also in rows), in the order the rules ran
     best_fixed: BestFixed | None
-    recommendation: Recommendation | None
+    recommendation: Recommendation | None  # the study's most trusted rule that ran here
+    lowest: Recommendation | None  # the lowest loss observed (grid or rule)
     order_differs: list[int] = field(default_factory=list)  # seeds whose trials saw other data
 
     @property
@@ -129,6 +149,7 @@ class Comparison:
                 for name in self.rules
             },  # fmt: skip
             "recommendation": asdict(self.recommendation) if self.recommendation else None,
+            "lowest": asdict(self.lowest) if self.lowest else None,
             "order_differs": self.order_differs,
         }
 
@@ -194,13 +215,24 @@ def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
     return rows
 
 
-def _recommendation(same: list[Row]) -> Recommendation | None:
+def _lowest(same: list[Row]) -> Recommendation | None:
+    """The lowest loss observed, and where it came from (the grid, or every rule that chose it)."""
     if not same or same[0].mean is None:
         return None
     rules = [r.label for r in same if r.is_rule]
     source = "grid" if len(rules) < len(same) else "rule " + "+".join(rules)
     top = same[0]
-    return Recommendation(top.lr, top.lr_min, top.lr_max, top.mean, source)
+    return Recommendation(top.lr, top.lr_min, top.lr_max, top.mean, source, top.rank)
+
+
+def _trusted(rules: dict[str, Row]) -> Recommendation | None:
+    """The study's most trusted rule among those this run read and trained on every seed."""
+    for name, hit_rate in TRUSTED_RULES.items():
+        row = rules.get(name)
+        if row is not None and row.comparable and row.rank is not None:
+            return Recommendation(row.lr, row.lr_min, row.lr_max, row.mean, f"rule {name}",
+                                  row.rank, hit_rate)  # fmt: skip
+    return None
 
 
 def order_differs(results: RunResults) -> list[int]:
@@ -260,12 +292,14 @@ def compare(results: RunResults, rules: list[str]) -> Comparison:
         rows, key=lambda r: (r.rank is None, r.rank or 0, not r.trial_names, r.source != "grid")
     )
     top = next((r for r in ranked if r.rank == 1), None)
+    rule_rows = {r.label: r for r in rows if r.is_rule}
     return Comparison(
         metric=(results.metric if use_val else "train_loss"),
         n_ranked=len(ranked_means),
         rows=ranked,
-        rules={r.label: r for r in rows if r.is_rule},
+        rules=rule_rows,
         best_fixed=BestFixed(best_fixed.lr, best_fixed.mean) if best_fixed else None,
-        recommendation=_recommendation(groups[tuple(top.trial_names)] if top else []),
+        recommendation=_trusted(rule_rows),
+        lowest=_lowest(groups[tuple(top.trial_names)] if top else []),
         order_differs=order_differs(results),
     )

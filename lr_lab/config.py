@@ -117,8 +117,9 @@ class FinderConfig:
     """Stop when the smoothed loss exceeds this times the best loss; null = never stop early."""
     rules: list[Rule] = field(default_factory=lambda: list(RULE_NAMES))
     """Suggestion rules to read off the finder's curve, each verified by a real trial."""
-    curve: Literal["lightning", "corrected"] = "lightning"
-    """The curve the lab's rules read: Lightning's smoothed loss, or the bias-corrected one."""
+    curve: Literal["lightning", "corrected", "both"] = "lightning"
+    """The curve the lab's rules read: Lightning's smoothed loss, the bias-corrected one, or both
+    (each rule then also runs on the corrected curve as rule@corrected)."""
     verify: bool = True
     """Train each distinct suggestion as a finder_check trial."""
 

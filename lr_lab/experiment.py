@@ -23,7 +23,7 @@ from lr_lab.config import ExperimentConfig
 from lr_lab.data import file_sha256
 from lr_lab.errors import DataError, InitStateError, TrialError
 from lr_lab.executors import execute, plan
-from lr_lab.finder import clean_scratch, run_finder
+from lr_lab.finder import clean_scratch, read_rules, run_finder
 from lr_lab.initial_state import (
     check_fits,
     read_initial_state,
@@ -37,11 +37,11 @@ from lr_lab.plan import (
     check_specs,
     fixed_specs,
     plan_pending,
+    rule_names,
     seed_dir,
 )
 from lr_lab.providers import build_model
 from lr_lab.results import FinderResult, RunResults, TrialResult, write_results
-from lr_lab.rules import apply_rules
 from lr_lab.rundir import atomic_write
 from lr_lab.spec import TrialSpec
 
@@ -209,11 +209,7 @@ def run_experiment(
                 finder = run_finder(cfg, seed, folder / INIT_FILE, folder)
             except Exception as err:
                 raise TrialError(f"seed{seed}/{FINDER_RUN}", err) from err
-            for rule, s in apply_rules(cfg.finder.rules, finder.lr, finder.rule_curve(),
-                                       finder.suggestion, finder.suggestion_note).items():  # fmt: skip
-                finder.rules[rule] = s.lr
-                if s.note:
-                    finder.rule_notes[rule] = s.note
+            read_rules(cfg, finder)
             results.finders.append(finder)
             results.pending = plan_pending(cfg, results, run_dir)
             write_results(run_dir, results)
@@ -222,7 +218,7 @@ def run_experiment(
             taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]
             run(check_specs(cfg, finder, run_dir, taken))
 
-    results.comparison = compare(results, list(cfg.finder.rules) if cfg.finder.enabled else [])
+    results.comparison = compare(results, rule_names(cfg))
     results.wall_s += time.perf_counter() - start
     return results
 

@@ -29,9 +29,11 @@ from lr_lab import interrupt
 from lr_lab.config import ExperimentConfig
 from lr_lab.curves import corrected_curve
 from lr_lab.initial_state import load_initial_state, weights_sha256
+from lr_lab.plan import CORRECTED
 from lr_lab.providers import build_datamodule, build_model
 from lr_lab.recorder import batch_sha256
 from lr_lab.results import FinderResult
+from lr_lab.rules import apply_rules
 from lr_lab.trainer import make_trainer, set_threads
 
 SCRATCH_PREFIX = ".lr_find-"
@@ -124,6 +126,36 @@ def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path)
     )
     result.suggestion, result.suggestion_note = _lightning_suggestion(finder, len(losses))
     return result
+
+
+def lightning_rule(lrs: list[float], losses: list[float]) -> tuple[float | None, str]:
+    """Lightning's own ``suggestion()`` algorithm, run on another curve (the corrected one)."""
+    from lightning.pytorch.tuner.lr_finder import _LRFinder
+
+    finder = _LRFinder("exponential", lrs[0], lrs[-1], len(lrs))
+    finder.results = {"lr": list(lrs), "loss": list(losses)}
+    return _lightning_suggestion(finder, len(losses))
+
+
+def read_rules(cfg: ExperimentConfig, result: FinderResult) -> None:
+    """Fill ``result.rules`` (and ``rule_notes``): each rule read off the curve(s) chosen.
+
+    ``lightning`` is always what Lightning's ``suggestion()`` returned on its own curve; with
+    ``finder.curve: both``, ``lightning@corrected`` is the same algorithm on the corrected curve.
+    """
+    curves = [("", result.rule_curve())]
+    if cfg.finder.curve == "both":
+        curves.append((CORRECTED, result.corrected_loss))
+    for suffix, losses in curves:
+        if suffix:
+            lightning_lr, note = lightning_rule(result.lr, losses)
+        else:
+            lightning_lr, note = result.suggestion, result.suggestion_note
+        suggestions = apply_rules(cfg.finder.rules, result.lr, losses, lightning_lr, note)
+        for rule, suggestion in suggestions.items():
+            result.rules[rule + suffix] = suggestion.lr
+            if suggestion.note:
+                result.rule_notes[rule + suffix] = suggestion.note
 
 
 def clean_scratch(folder: Path) -> None:

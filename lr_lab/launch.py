@@ -20,7 +20,7 @@ from lr_lab.comparison import compare
 from lr_lab.config_files import dump_config
 from lr_lab.errors import one_line
 from lr_lab.experiment import new_results, run_experiment
-from lr_lab.plan import check_plan, plan_pending
+from lr_lab.plan import check_plan, plan_pending, rule_names
 from lr_lab.report import damaged_report, pngs_of, write_report
 from lr_lab.results import RunResults, read_results, write_results
 from lr_lab.rundir import RunLock, atomic_write, clean_temp, new_run_dir
@@ -41,8 +41,12 @@ class Outcome:
     resumed: bool = False
 
 
-def open_run(inv: Invocation, lock: RunLock | None = None) -> tuple[Path, RunResults, RunLock]:
+def open_run(inv: Invocation, folder: Path | None = None) -> tuple[Path, RunResults, RunLock]:
     """A new run folder (config.yaml, results.json) or the resumed one, locked.
+
+    Args:
+        inv: What to run (``inv.resume``: the folder to finish).
+        folder: A new run's folder by name (the study's), instead of ``out/<time>-<config>``.
 
     Raises:
         RunDirError: The folder is in use by another process.
@@ -60,7 +64,11 @@ def open_run(inv: Invocation, lock: RunLock | None = None) -> tuple[Path, RunRes
             lock.release()
             raise
         return run_dir, results, lock
-    run_dir = new_run_dir(Path(inv.out), inv.config_name)
+    if folder is not None:
+        folder.mkdir(parents=True)  # a new name: an existing folder is a resume, not this
+        run_dir = folder
+    else:
+        run_dir = new_run_dir(Path(inv.out), inv.config_name)
     lock = RunLock(run_dir).acquire()
     atomic_write(run_dir / "config.yaml", dump_config(inv.cfg))
     init = Path(inv.init).resolve() if inv.init else None
@@ -91,9 +99,7 @@ def todo(inv: Invocation, results: RunResults, run_dir: Path) -> Todo:
     check_plan(inv.cfg, results, run_dir)
     if results.status != "complete" or plan_pending(inv.cfg, results, run_dir):
         return Todo(training=True, report=["all"])
-    results.comparison = compare(
-        results, list(inv.cfg.finder.rules) if inv.cfg.finder.enabled else []
-    )
+    results.comparison = compare(results, rule_names(inv.cfg))
     return Todo(training=False, report=damaged_report(results, run_dir))
 
 

@@ -15,8 +15,17 @@ from lr_lab.results import FinderResult, RunResults
 from lr_lab.spec import TrialSpec, lr_orders, trial_name
 
 INIT_FILE = "init.ckpt"
+CORRECTED = "@corrected"  # a rule read off the bias-corrected curve (finder.curve: both)
 FINDER_RUN = "finder"
 CHECKS = "finder checks"  # the pending entry for checks whose LRs the finder has not yet chosen
+
+
+def rule_names(cfg: ExperimentConfig) -> list[str]:
+    """The rules a run reads off its finder curves, in order (``valley@corrected`` with both)."""
+    if not cfg.finder.enabled:
+        return []
+    names = list(cfg.finder.rules)
+    return names + [n + CORRECTED for n in names] if cfg.finder.curve == "both" else names
 
 
 def seed_dir(run_dir: Path, seed: int) -> Path:

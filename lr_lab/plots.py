@@ -162,8 +162,10 @@ def _mark_rules(ax: Any, results: RunResults, labels: bool = True) -> None:
     for name, rule in results.comparison.rules.items():
         if rule.lr is None:
             continue
-        color = RULE_COLORS.get(name, "0.4")
-        ax.axvline(rule.lr, color=color, ls=RULE_STYLES.get(name, "--"), lw=1.5,
+        base, corrected = name.split("@")[0], "@" in name
+        color = RULE_COLORS.get(base, "0.4")
+        ax.axvline(rule.lr, color=color, ls=RULE_STYLES.get(base, "--"), lw=1.0 if corrected else 1.5,
+                   alpha=0.55 if corrected else 1.0,
                    label=f"rule {name}: {fmt(rule.lr, 3)}" if labels else None)  # fmt: skip
         if rule.lr_min is not None and rule.lr_min != rule.lr_max:
             ax.axvspan(rule.lr_min, rule.lr_max, color=color, alpha=0.08)

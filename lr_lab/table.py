@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from lr_lab.comparison import Comparison, Row
+from lr_lab.comparison import STUDY_SIZE, Comparison, Recommendation, Row
 from lr_lab.results import RunResults
 
 
@@ -110,6 +110,14 @@ def _lightning_sentence(results: RunResults, light: Row, metric: str) -> str:
     )
 
 
+def _where(rec: Recommendation) -> str:
+    """``0.0316 (per seed 0.0275..0.0363, rule steep_log)``: the LR and its source, one bracket."""
+    where = lr_text(rec.lr, rec.lr_min, rec.lr_max, "per seed ")
+    if "(" in where:
+        return f"{where[:-1]}, {rec.source})"
+    return f"{where} ({rec.source})"
+
+
 def answer(results: RunResults) -> str:
     """One paragraph: best fixed LR, the finder's suggestion, how it did, and what to use."""
     comp = results.comparison
@@ -130,16 +138,16 @@ def answer(results: RunResults) -> str:
             f"{lr_text(row.lr, row.lr_min, row.lr_max, 'per seed ')}, {metric} {fmt(row.mean)}, "
             f"rank {row.rank}."
         )
-    rec = comp.recommendation
+    rec, low = comp.recommendation, comp.lowest
     if rec:
-        where = lr_text(rec.lr, rec.lr_min, rec.lr_max, "per seed ")
-        source = rec.source
-        if "(" in where:  # one bracket: "0.0316 (per seed 0.0275..0.0363, rule steep_log)"
-            where, source = (
-                where[: where.index(" (")],
-                where[where.index("(") + 1 : -1] + f", {source}",
-            )
-        parts.append(f"Recommendation: LR {where} ({source}), the lowest {metric} observed.")
+        parts.append(
+            f"Recommendation: LR {_where(rec)}: of the rules this run read, lr_lab's study trusts "
+            f"{rec.source.removeprefix('rule ')} most (within 1.5x of the best grid LR on "
+            f'{100 * rec.study_hit_rate:.0f}% of {STUDY_SIZE} problem-seeds; README, "Which rule to '
+            f'trust"); here it reached {metric} {fmt(rec.loss)}, rank {rec.rank}.'
+        )
+    if low and (not rec or low.rank != rec.rank):
+        parts.append(f"The lowest {metric} observed: LR {_where(low)}, {fmt(low.loss)}.")
     if len(results.seeds) > 1:
         parts.append(f"Losses are means over seeds {results.seeds}.")
     if comp.order_differs:

@@ -1,0 +1,298 @@
+"""Which finder rule should you trust? One command runs the lab on a matrix of problems.
+
+    python scripts/study.py                      # configs/study.yaml, into studies/<time>-study
+    python scripts/study.py --quick --out DIR    # a two-minute subset
+    python scripts/study.py --resume studies/20261130-220000-study
+
+Every problem (built-in functions x inputs x optimizers x batch sizes x data sizes, plus whole
+experiment configs such as the digits example) is an ordinary lr_lab run, in its own folder under
+``runs/``, with a dense fixed grid as the oracle, Lightning's finder, and every rule on both finder
+curves trained as checks. Problems run side by side in worker processes. ``study.json`` then holds
+each rule's regret on each problem and seed, naming the trial it came from; ``study.md`` the
+tables; ``study.png`` the regret distributions. Resumable: finished runs are kept, the others
+finished.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lr_lab import interrupt
+from lr_lab.config_files import read_yaml_mapping, resolve_config
+from lr_lab.errors import UsageError
+from lr_lab.study_report import write_study
+
+STUDY_FILE = "study.yaml"  # the study's resolved config, in its folder
+FORCED = {"finder.curve": "both", "trials.executor": "inline"}  # every problem, every rule twice
+
+
+@dataclass
+class Problem:
+    """One problem of the study: a name, its family labels, and its command-line keys."""
+
+    name: str
+    families: dict[str, str]
+    argv: list[str]
+
+
+@dataclass
+class StudyConfig:
+    """``configs/study.yaml``: the matrix, the grid, the seeds."""
+
+    seeds: list[int]
+    grid: list[float]
+    base: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)  # name -> experiment config file
+    workers: int | None = None
+
+
+def _grid(spec: Any) -> list[float]:
+    if not (isinstance(spec, dict) and set(spec) == {"from", "to", "points"}):
+        raise UsageError(f"grid = {spec!r}: expected {{from: 1.0e-5, to: 1.0, points: 13}}")
+    low, high, n = float(spec["from"]), float(spec["to"]), int(spec["points"])
+    if not (0 < low < high and n >= 2):
+        raise UsageError(f"grid = {spec!r}: needs 0 < from < to and points >= 2")
+    step = (math.log10(high) - math.log10(low)) / (n - 1)
+    return [float(f"{10 ** (math.log10(low) + k * step):.3g}") for k in range(n)]
+
+
+def load_study(path: Path, quick: bool) -> StudyConfig:
+    """Read a study YAML (its ``quick:`` part replaces keys with ``--quick``), one-line errors."""
+    data = read_yaml_mapping(path, "study config")
+    if quick:
+        data = {**data, **(data.get("quick") or {})}
+    unknown = sorted(set(data) - {"seeds", "grid", "base", "axes", "extra", "workers", "quick"})
+    if unknown:
+        raise UsageError(f"{path}: unknown key {unknown[0]!r}")
+    seeds = data.get("seeds", [0, 1, 2])
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)):
+        raise UsageError(f"{path}: seeds = {seeds!r}: expected a list of integers")
+    return StudyConfig(seeds=seeds, grid=_grid(data.get("grid")), base=data.get("base") or {},
+                       axes=data.get("axes") or {}, extra=data.get("extra") or {},
+                       workers=data.get("workers"))  # fmt: skip
+
+
+def _argv(keys: dict[str, Any]) -> list[str]:
+    out = []
+    for key, value in keys.items():
+        out += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    return out
+
+
+def problems(cfg: StudyConfig) -> list[Problem]:
+    """The matrix's problems (every combination of the axes' values), then the extra ones."""
+    common = {**FORCED, "trials.lrs": cfg.grid, "seeds": cfg.seeds}
+    out = []
+    axes = list(cfg.axes.items())
+    for combo in product(*[list(values.items()) for _, values in axes]) if axes else []:
+        keys = {**cfg.base}
+        for _, (_, variant) in zip(axes, combo):
+            keys.update(variant)
+        families = {axis: label for (axis, _), (label, _) in zip(axes, combo)}
+        name = "-".join(label for label, _ in combo)
+        out.append(Problem(name, families, _argv({**keys, **common})))
+    for name, config in cfg.extra.items():
+        argv = ["--config", str(resolve_config(config)), *_argv(common)]
+        out.append(Problem(name, {"problem": name}, argv))
+    return out
+
+
+def check_problems(study: list[Problem], out: Path) -> None:
+    """Every problem's config checked (light checks) before anything runs."""
+    from lr_lab.arguments import parse_args
+    from lr_lab.validate import light_problems
+
+    errors = []
+    for problem in study:
+        inv = parse_args([*problem.argv, "--out", str(out)])
+        errors += [f"{problem.name}: {line}" for line in light_problems(inv)]
+    if errors:
+        raise UsageError("\n".join(errors[:20]))
+
+
+def _run_problem(problem: Problem, run_dir: str) -> str:
+    """One problem's lr_lab run, in a worker: new, or the unfinished one resumed."""
+    from lr_lab.launch import finish, open_run, todo
+    from lr_lab.validate import validate
+
+    folder = Path(run_dir)
+    if folder.exists() and not (folder / "results.json").is_file():
+        shutil.rmtree(folder)  # killed before its first record: nothing to keep
+    resume = folder.exists()
+    inv = validate(
+        ["--resume", run_dir] if resume else [*problem.argv, "--out", str(folder.parent)]
+    )
+    run, results, lock = open_run(inv, None if resume else folder)
+    try:
+        work = todo(inv, results, run)
+        if not work.nothing:
+            finish(inv, run, results, lambda line: None, work)
+    finally:
+        lock.release()
+    return problem.name
+
+
+def _init_worker(workers: int) -> None:
+    import signal
+
+    import torch
+
+    from lr_lab.pool import _die_with_parent
+    from lr_lab.trainer import WORKERS_ENV, quiet_lightning
+
+    torch.set_num_threads(1)
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    os.environ[WORKERS_ENV] = str(workers)
+    quiet_lightning()
+
+
+def run_problems(study: list[Problem], runs: Path, workers: int, say) -> list[str]:  # noqa: ANN001
+    """Run every problem on ``workers`` processes; return the names of those that failed."""
+    from lr_lab.errors import one_line
+    from lr_lab.pool import _stop
+
+    pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
+                                  initializer=_init_worker, initargs=(workers,))  # fmt: skip
+    futures = {pool.submit(_run_problem, p, str(runs / p.name)): p for p in study}
+    failed, start = [], time.perf_counter()
+    try:
+        waiting, done_count = set(futures), 0
+        while waiting:
+            done, waiting = cf.wait(waiting, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                done_count += 1
+                problem = futures[future]
+                try:
+                    future.result()
+                    say(f"  [{done_count:>{len(str(len(study)))}}/{len(study)}] {problem.name:<34} "
+                        f"{time.perf_counter() - start:6.0f} s")  # fmt: skip
+                except Exception as err:
+                    failed.append(problem.name)
+                    say(f"  [{done_count}/{len(study)}] {problem.name}: FAILED: {one_line(err)}")
+            interrupt.check()
+    finally:
+        _stop(pool)
+    return failed
+
+
+def collect(root: Path, study: list[Problem]) -> list:
+    """Every problem-seed record of the finished runs (see :mod:`lr_lab.study_stats`)."""
+    from lr_lab.results import read_results
+    from lr_lab.study_stats import problem_seeds
+
+    records = []
+    for problem in study:
+        run_dir = root / "runs" / problem.name
+        results = read_results(run_dir)
+        records += problem_seeds(results, problem.name, f"runs/{problem.name}", problem.families)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lr-lab study`` / ``python scripts/study.py``; returns the exit code."""
+    from lr_lab.cli import Console, error
+
+    console = Console()
+    with interrupt.stop_on_signals():
+        try:
+            return _main(sys.argv[1:] if argv is None else list(argv), console)
+        except UsageError as err:
+            for line in str(err).splitlines():
+                error(line)
+            return 2
+
+
+def _parse(argv: list[str]):  # noqa: ANN202
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="lr-lab study", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="study", help="study YAML, or a bundled name")
+    parser.add_argument("--out", default="studies", help="folder for new study folders")
+    parser.add_argument("--quick", action="store_true", help="the config's quick subset")
+    parser.add_argument("--resume", help="finish a study folder")
+    parser.add_argument("--workers", type=int, help="problems side by side (default: cores)")
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse printed its usage line; keep its code
+        raise UsageError("see lr-lab study --help") if exit_.code else exit_ from None
+
+
+def _main(argv: list[str], console) -> int:  # noqa: ANN001
+    from lr_lab.cli import error
+    from lr_lab.rundir import RunLock, atomic_write, check_out_dir, new_run_dir
+
+    args = _parse(argv)
+    if args.resume:
+        root = Path(args.resume)
+        if not (root / STUDY_FILE).is_file():
+            raise UsageError(f"--resume {root}: not a study folder (no {STUDY_FILE})")
+        saved = read_yaml_mapping(root / STUDY_FILE, "--resume")
+        path, quick = Path(saved["config"]), bool(saved["quick"])
+    else:
+        path, quick = resolve_config(args.config), args.quick
+    cfg = load_study(path, quick)
+    study = problems(cfg)
+    check_problems(study, Path(args.out))
+    if not args.resume:
+        if why := check_out_dir(Path(args.out)):
+            raise UsageError(why)
+        root = new_run_dir(Path(args.out), "study-quick" if quick else "study")
+        atomic_write(
+            root / STUDY_FILE, yaml.safe_dump({"config": str(path.resolve()), "quick": quick})
+        )
+    from lr_lab.trainer import quiet_lightning, usable_cores
+
+    quiet_lightning()
+    workers = args.workers or cfg.workers or usable_cores()
+    console.line(f"lr-lab study: {root}: {len(study)} problems x {len(cfg.seeds)} seeds on "
+                 f"{workers} workers")  # fmt: skip
+    start = time.perf_counter()
+    with RunLock(root):
+        try:
+            failed = run_problems(study, root / "runs", workers, console.line)
+        except interrupt.Interrupted as stop:
+            error(f"interrupted; finished runs are kept. Finish with: lr-lab study --resume {root}")
+            return 128 + stop.signum
+        if failed:
+            error(f"{len(failed)} problems failed ({', '.join(failed[:5])}); their run folders "
+                  f"say why. Finish with: lr-lab study --resume {root}")  # fmt: skip
+            return 1
+        records = collect(root, study)
+        files = write_study(root, records, _meta(cfg, len(study), time.perf_counter() - start,
+                                                 workers))  # fmt: skip
+    from lr_lab.study_report import rule_table
+    from lr_lab.study_stats import ranking
+
+    console.line()
+    console.line("\n".join(rule_table(ranking(records))))
+    console.line(f"\nStudy folder: {root}  ({', '.join(p.name for p in files)}, runs/)")
+    return 0
+
+
+def _meta(cfg: StudyConfig, n_problems: int, wall_s: float, workers: int) -> dict[str, Any]:
+    import lightning
+    import torch
+
+    import lr_lab
+
+    return {"date": time.strftime("%Y-%m-%d"), "lr_lab": lr_lab.__version__,
+            "lightning": lightning.__version__, "torch": torch.__version__,
+            "problems": n_problems, "seeds": cfg.seeds, "grid": cfg.grid,
+            "wall_s": round(wall_s, 1), "workers": workers}  # fmt: skip

@@ -1,0 +1,136 @@
+"""The rule study: every regret traceable to its run folder, resumable, and its statistics."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lr_lab.study import main
+from lr_lab.study_stats import ProblemSeed, RuleOutcome, regret, summarize
+
+TINY_STUDY = """
+seeds: [0]
+grid: {from: 1.0e-3, to: 1.0, points: 4}
+base: {trials.max_epochs: 2, data.n_samples: 160, model.hidden_dims: [8], finder.num_training: 30}
+axes:
+  function:
+    linear: {data.function: linear}
+    sine: {data.function: sine}
+  optimizer:
+    sgd: {optimizer.name: sgd}
+    adam: {optimizer.name: adam}
+"""
+
+
+def run_study(args: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(args)
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory) -> tuple[Path, dict]:
+    base = tmp_path_factory.mktemp("study")
+    (base / "tiny.yaml").write_text(TINY_STUDY)
+    code, printed = run_study(["--config", str(base / "tiny.yaml"), "--out", str(base / "out")])
+    assert code == 0, printed
+    (root,) = (base / "out").iterdir()
+    return root, json.loads((root / "study.json").read_text())
+
+
+def test_study_writes_its_files_and_ranks_every_rule(tiny_study):
+    root, study = tiny_study
+    assert {p.name for p in root.iterdir()} >= {"study.json", "study.md", "study.png", "runs"}
+    assert len(study["records"]) == 4  # 2 x 2 problems, one seed
+    rules = {s["rule"] for s in study["ranking"]}
+    assert rules == {f"{r}{c}" for r in ("lightning", "steep_log", "valley", "minimum_div10")
+                     for c in ("", "@corrected")}  # fmt: skip
+    assert set(study["families"]) == {"function", "optimizer"}
+    assert "| rule | hit rate" in (root / "study.md").read_text()
+    assert (root / "study.png").stat().st_size > 10_000
+
+
+def test_every_regret_is_recomputed_from_the_run_folder_it_names(tiny_study):
+    root, study = tiny_study
+    checked = 0
+    for record in study["records"]:
+        results = json.loads((root / record["run_dir"] / "results.json").read_text())
+        trials = {f"seed{t['seed']}/{t['name']}": t for t in results["trials"]}
+        grid = [t for t in trials.values() if t["role"] == "fixed" and t["seed"] == record["seed"]]
+        best = min(t["final_loss"] for t in grid if not t["diverged"])
+        assert record["best_loss"] == best
+        for rule, outcome in record["rules"].items():
+            if not outcome["trial"]:
+                continue
+            trial = trials[outcome["trial"]]
+            assert math.isclose(trial["lr"], outcome["lr"])
+            expected = "inf" if trial["diverged"] else trial["final_loss"] / best
+            assert outcome["regret"] == expected, (record["problem"], rule)
+            checked += 1
+    assert checked >= 16
+
+
+def test_a_study_resumes_what_is_missing(tiny_study, tmp_path):
+    root, study = tiny_study
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    shutil.rmtree(copy / "runs" / "sine-adam")  # as if killed before it ran
+    results = copy / "runs" / "linear-sgd" / "results.json"
+    data = json.loads(results.read_text())
+    data["status"], data["trials"] = "interrupted", data["trials"][:2]  # as if killed mid-run
+    results.write_text(json.dumps(data))
+    code, _ = run_study(["--resume", str(copy)])
+    assert code == 0
+    again = json.loads((copy / "study.json").read_text())
+    strip = lambda s: [{k: v for k, v in r.items() if k != "run_dir"} for r in s["records"]]  # noqa: E731
+    assert strip(again) == strip(study) and again["ranking"] == study["ranking"]
+
+
+def test_bad_study_input_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY_STUDY.replace("trials.max_epochs: 2", "trials.max_epochs: 0"))
+    assert main(["--config", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "linear-sgd: trials.max_epochs = 0: must be a positive integer" in err
+    assert not (tmp_path / "out").exists()
+
+
+def record(regrets: dict[str, float | None], lrs: dict[str, float | None] | None = None):
+    lrs = lrs or {k: 0.1 for k in regrets}
+    outcomes = {k: RuleOutcome(lrs[k], regret=v) for k, v in regrets.items()}
+    return ProblemSeed("p", 0, "runs/p", {}, 0.1, 1.0, 100, 10, outcomes)
+
+
+def test_regret_hit_rate_and_failure_rates():
+    assert regret(2.0, 1.0, False) == 2.0 and regret(None, 1.0, True) == math.inf
+    assert regret(0.0, 0.0, False) == 1.0 and regret(0.1, 0.0, False) == math.inf  # exact fits
+    records = [record({"r": 1.0}), record({"r": 1.4}), record({"r": 3.0}),
+               record({"r": math.inf}), record({"r": None}, {"r": None})]  # fmt: skip
+    s = summarize(records, "r")
+    assert s.n == 5 and s.hit_rate == pytest.approx(2 / 5)  # no suggestion is no hit
+    assert s.diverged_rate == pytest.approx(1 / 5) and s.no_suggestion_rate == pytest.approx(1 / 5)
+    assert s.median_regret == 1.4 and s.p90_regret == math.inf  # over the 4 suggestions
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_problem_of_the_bundled_study_is_valid(quick, tmp_path):
+    from lr_lab.config_files import resolve_config
+    from lr_lab.study import check_problems, load_study, problems
+
+    study = problems(load_study(resolve_config("study"), quick))
+    assert len(study) == (8 if quick else 73)
+    assert len({p.name for p in study}) == len(study)
+    check_problems(study, tmp_path)  # raises, naming the problem, if any key is bad
+
+
+@pytest.mark.slow
+def test_the_quick_study_from_the_bundled_config(tmp_path):
+    code, printed = run_study(["--quick", "--out", str(tmp_path)])
+    assert code == 0 and "| `lightning` |" in printed
