@@ -116,7 +116,7 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
         + (f"; lines: mean over seeds {seeds}, bands: min..max" if len(seeds) > 1 else ""),
         fontsize=10,
     )
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _finder_ylim(ax: Any, curves: list[list[float]]) -> None:
@@ -195,7 +195,7 @@ def plot_lr_finder(results: RunResults, path: Path) -> Path:
     )
     ax.legend(fontsize=7.5, loc="upper left")
     ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _grid_segments(rows: list[Row]) -> list[list[Row]]:
@@ -259,10 +259,11 @@ def plot_lr_sweep(results: RunResults, path: Path) -> Path:
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel(f"final {comp.metric} (log scale)")
     ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_png(fig: Figure, path: Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` atomically, close it."""
     fig.tight_layout()
     try:
         atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))

@@ -14,7 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from lr_lab.rundir import atomic_save, atomic_write  # noqa: E402
+from lr_lab.plots import save_png  # noqa: E402
+from lr_lab.rundir import atomic_write  # noqa: E402
 from lr_lab.study_stats import HIT, ProblemSeed, RuleSummary, by_family, ranking  # noqa: E402
 
 
@@ -108,12 +109,7 @@ def plot(records: list[ProblemSeed], path: Path) -> Path:
     ax.set_title(f"Where each rule's LR landed, over {len(records)} problem-seeds (best first)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    fig.tight_layout()
-    try:
-        atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def _jsonable(value: Any) -> Any:

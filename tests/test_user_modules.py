@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import signal
@@ -14,9 +12,9 @@ import pytest
 import torch
 
 import lr_lab
-from lr_lab.cli import main
 from tests.conftest import only_run_dir
 from tests.test_robustness import metrics
+from tests.test_run_folder import run_cli
 from tests.user_modules import TinyData, TinyNet
 
 USER_ARGS = [
@@ -27,13 +25,6 @@ USER_ARGS = [
     "--trials.max_epochs", "3",
     "--finder.num_training", "30",
 ]  # fmt: skip
-
-
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(args)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
