@@ -35,20 +35,24 @@ from lr_lab.trainer import WORKERS_ENV
 POLL_S = 0.2  # how often the parent looks for a stop request while trials run
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the kernel sends SIGTERM to this worker when the parent process dies."""
+    parent = os.getppid()
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: the pool's own pipes still end idle workers
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
-def _init_worker(workers: int, devices: mp.Queue | None) -> None:
+def init_worker(workers: int, devices: mp.Queue | None = None) -> None:
+    """Set up a worker process: one thread first, die with the parent, Ctrl-C is the parent's."""
     import torch
 
     torch.set_num_threads(1)  # first: a forked worker must not enter its parent's OpenMP team
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     for sig in (signal.SIGTERM, signal.SIGHUP):  # a forked worker has the parent's handlers
         signal.signal(sig, signal.SIG_DFL)
@@ -107,32 +111,48 @@ def run_processes(
         devices = context.Queue()
         for gpu in gpus[:workers]:
             devices.put(gpu)
-    pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+    pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
                                   initargs=(workers, devices))  # fmt: skip
-    futures = {pool.submit(_run, spec): spec for spec in specs}
     try:
-        waiting = set(futures)
-        while waiting:
-            done, waiting = cf.wait(waiting, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                spec = futures[future]
-                try:
-                    result = future.result()
-                except cf.process.BrokenProcessPool:
-                    left = [futures[f].key for f in futures if not f.done() or f is future]
-                    raise WorkerDied(
-                        f"a worker process died (killed, or out of memory) while trials ran; "
-                        f"unfinished: {', '.join(sorted(set(left)))}"
-                    ) from None
-                except Exception as err:
-                    raise TrialError(spec.key, err) from err
-                on_result(result)
-            interrupt.check()
+        futures = {pool.submit(_run, spec): spec for spec in specs}
+        collect(futures, on_result)
     finally:
-        _stop(pool)
+        stop_pool(pool)
+        if devices is not None:
+            devices.close()
 
 
-def _stop(pool: cf.ProcessPoolExecutor) -> None:
+def collect(futures: dict[cf.Future, TrialSpec], on_result: Callable[[TrialResult], None]) -> None:
+    """Hand on every result as it comes; stop at a stop request, a dead worker or a failure.
+
+    Every finished result is handed on before an error is raised, and a dead worker names all
+    the trials not handed on (a broken pool fails them all at once).
+    """
+    waiting, handed = set(futures), set()
+    while waiting:
+        done, waiting = cf.wait(waiting, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+        interrupt.check()  # first: a SIGHUP that also ended the workers is a stop, not a death
+        broken, failed = False, None
+        for future in done:
+            error = future.exception()
+            if error is None:
+                on_result(future.result())
+                handed.add(future)
+            elif isinstance(error, cf.process.BrokenProcessPool):
+                broken = True
+            elif failed is None:
+                failed = TrialError(futures[future].key, error)
+        if broken:
+            left = sorted(spec.key for f, spec in futures.items() if f not in handed)
+            raise WorkerDied(
+                "a worker process died (killed, out of memory, or it could not start) while "
+                f"trials ran; unfinished: {', '.join(left)}"
+            )
+        if failed is not None:
+            raise failed
+
+
+def stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     """Cancel what has not started and end the workers now (their trials stay pending)."""
     processes = list((pool._processes or {}).values())  # noqa: SLF001 - no public handle
     pool.shutdown(wait=False, cancel_futures=True)

@@ -19,8 +19,8 @@ import concurrent.futures as cf
 import json
 import math
 import multiprocessing as mp
-import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from lr_lab.config_files import read_yaml_mapping, resolve_config
 from lr_lab.errors import UsageError
 from lr_lab.study_report import write_study
 
-STUDY_FILE = "study.yaml"  # the study's resolved config, in its folder
+STUDY_FILE = "study.yaml"  # in a study folder: the study as it started (resume reads it)
 FORCED = {"finder.curve": "both", "trials.executor": "inline"}  # every problem, every rule twice
 
 
@@ -70,20 +70,36 @@ def _grid(spec: Any) -> list[float]:
     return [float(f"{10 ** (math.log10(low) + k * step):.3g}") for k in range(n)]
 
 
-def load_study(path: Path, quick: bool) -> StudyConfig:
-    """Read a study YAML (its ``quick:`` part replaces keys with ``--quick``), one-line errors."""
+def load_study(path: Path, quick: bool) -> dict[str, Any]:
+    """A study YAML's mapping, its ``quick:`` part applied with ``--quick``."""
     data = read_yaml_mapping(path, "study config")
-    if quick:
-        data = {**data, **(data.get("quick") or {})}
+    return {**data, **(data.get("quick") or {})} if quick else data
+
+
+def parse_study(data: dict[str, Any], where: str) -> StudyConfig:
+    """Check a study mapping's keys and types; one line naming the key when one is wrong."""
     unknown = sorted(set(data) - {"seeds", "grid", "base", "axes", "extra", "workers", "quick"})
     if unknown:
-        raise UsageError(f"{path}: unknown key {unknown[0]!r}")
+        raise UsageError(f"{where}: unknown key {unknown[0]!r}")
     seeds = data.get("seeds", [0, 1, 2])
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)):
-        raise UsageError(f"{path}: seeds = {seeds!r}: expected a list of integers")
-    return StudyConfig(seeds=seeds, grid=_grid(data.get("grid")), base=data.get("base") or {},
-                       axes=data.get("axes") or {}, extra=data.get("extra") or {},
-                       workers=data.get("workers"))  # fmt: skip
+    if not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)):
+        raise UsageError(f"{where}: seeds = {seeds!r}: expected a list of integers")
+    base, axes, extra = data.get("base") or {}, data.get("axes") or {}, data.get("extra") or {}
+    if not isinstance(base, dict):
+        raise UsageError(f"{where}: base = {base!r}: expected a mapping of experiment keys")
+    for axis, variants in axes.items() if isinstance(axes, dict) else [("axes", axes)]:
+        if not (isinstance(variants, dict) and variants
+                and all(isinstance(v, dict) for v in variants.values())):  # fmt: skip
+            raise UsageError(
+                f"{where}: axes.{axis}: expected variants, e.g. {{sgd: {{optimizer.name: sgd}}}}"
+            )
+    if not (isinstance(extra, dict) and all(isinstance(v, str) for v in extra.values())):
+        raise UsageError(f"{where}: extra = {extra!r}: expected name: config file")
+    workers = data.get("workers")
+    if workers is not None and not (type(workers) is int and workers >= 1):
+        raise UsageError(f"{where}: workers = {workers!r}: expected a positive integer, or null")
+    return StudyConfig(seeds=seeds, grid=_grid(data.get("grid")), base=base, axes=axes,
+                       extra=extra, workers=workers)  # fmt: skip
 
 
 def _argv(keys: dict[str, Any]) -> list[str]:
@@ -126,16 +142,20 @@ def check_problems(study: list[Problem], out: Path) -> None:
 
 def _run_problem(problem: Problem, run_dir: str) -> str:
     """One problem's lr_lab run, in a worker: new, or the unfinished one resumed."""
+    with interrupt.stop_on_signals():  # SIGTERM from stop_pool: stop at a step, say "interrupted"
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to act on
+        return _run_one(problem, Path(run_dir))
+
+
+def _run_one(problem: Problem, folder: Path) -> str:
     from lr_lab.launch import finish, open_run, todo
     from lr_lab.validate import validate
 
-    folder = Path(run_dir)
     if folder.exists() and not (folder / "results.json").is_file():
         shutil.rmtree(folder)  # killed before its first record: nothing to keep
     resume = folder.exists()
-    inv = validate(
-        ["--resume", run_dir] if resume else [*problem.argv, "--out", str(folder.parent)]
-    )
+    argv = ["--resume", str(folder)] if resume else [*problem.argv, "--out", str(folder.parent)]
+    inv = validate(argv)
     run, results, lock = open_run(inv, None if resume else folder)
     try:
         work = todo(inv, results, run)
@@ -146,36 +166,22 @@ def _run_problem(problem: Problem, run_dir: str) -> str:
     return problem.name
 
 
-def _init_worker(workers: int) -> None:
-    import signal
-
-    import torch
-
-    from lr_lab.pool import _die_with_parent
-    from lr_lab.trainer import WORKERS_ENV, quiet_lightning
-
-    torch.set_num_threads(1)
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    os.environ[WORKERS_ENV] = str(workers)
-    quiet_lightning()
-
-
 def run_problems(study: list[Problem], runs: Path, workers: int, say) -> list[str]:  # noqa: ANN001
     """Run every problem on ``workers`` processes; return the names of those that failed."""
     from lr_lab.errors import one_line
-    from lr_lab.pool import _stop
+    from lr_lab.pool import init_worker, stop_pool
 
+    # Forked, as the trials' workers are: this process trained nothing, and each worker starts
+    # on one thread (lr_lab.pool); a problem's trials then pick their own.
     pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
-                                  initializer=_init_worker, initargs=(workers,))  # fmt: skip
+                                  initializer=init_worker, initargs=(workers,))  # fmt: skip
     futures = {pool.submit(_run_problem, p, str(runs / p.name)): p for p in study}
     failed, start = [], time.perf_counter()
     try:
         waiting, done_count = set(futures), 0
         while waiting:
             done, waiting = cf.wait(waiting, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            interrupt.check()  # first: workers a SIGHUP ended too have not failed
             for future in done:
                 done_count += 1
                 problem = futures[future]
@@ -188,7 +194,7 @@ def run_problems(study: list[Problem], runs: Path, workers: int, say) -> list[st
                     say(f"  [{done_count}/{len(study)}] {problem.name}: FAILED: {one_line(err)}")
             interrupt.check()
     finally:
-        _stop(pool)
+        stop_pool(pool)
     return failed
 
 
@@ -208,6 +214,7 @@ def collect(root: Path, study: list[Problem]) -> list:
 def main(argv: list[str] | None = None) -> int:
     """``lr-lab study`` / ``python scripts/study.py``; returns the exit code."""
     from lr_lab.cli import Console, error
+    from lr_lab.errors import LabError, exit_code, one_line
 
     console = Console()
     with interrupt.stop_on_signals():
@@ -216,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         except UsageError as err:
             for line in str(err).splitlines():
                 error(line)
-            return 2
+            return exit_code(err)
+        except (LabError, OSError) as err:  # a folder in use, a full disk, ...
+            error(one_line(err))
+            return exit_code(err)
 
 
 def _parse(argv: list[str]):  # noqa: ANN202
@@ -239,24 +249,29 @@ def _main(argv: list[str], console) -> int:  # noqa: ANN001
     from lr_lab.rundir import RunLock, atomic_write, check_out_dir, new_run_dir
 
     args = _parse(argv)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: expected a positive integer")
     if args.resume:
         root = Path(args.resume)
         if not (root / STUDY_FILE).is_file():
             raise UsageError(f"--resume {root}: not a study folder (no {STUDY_FILE})")
-        saved = read_yaml_mapping(root / STUDY_FILE, "--resume")
-        path, quick = Path(saved["config"]), bool(saved["quick"])
+        # The study as it started, not its source file (which may have changed since).
+        data = read_yaml_mapping(root / STUDY_FILE, "--resume").get("study")
+        if not isinstance(data, dict):
+            raise UsageError(f"--resume {root}: {STUDY_FILE} holds no study; start a new one")
+        where = str(root / STUDY_FILE)
     else:
-        path, quick = resolve_config(args.config), args.quick
-    cfg = load_study(path, quick)
+        path = resolve_config(args.config)
+        data, where = load_study(path, args.quick), str(path)
+    cfg = parse_study(data, where)
     study = problems(cfg)
     check_problems(study, Path(args.out))
     if not args.resume:
         if why := check_out_dir(Path(args.out)):
             raise UsageError(why)
-        root = new_run_dir(Path(args.out), "study-quick" if quick else "study")
-        atomic_write(
-            root / STUDY_FILE, yaml.safe_dump({"config": str(path.resolve()), "quick": quick})
-        )
+        root = new_run_dir(Path(args.out), "study-quick" if args.quick else "study")
+        saved = {"source": str(path.resolve()), "quick": args.quick, "study": data}
+        atomic_write(root / STUDY_FILE, yaml.safe_dump(saved, sort_keys=False))
     from lr_lab.trainer import quiet_lightning, usable_cores
 
     quiet_lightning()

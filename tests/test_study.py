@@ -122,9 +122,9 @@ def test_regret_hit_rate_and_failure_rates():
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_problem_of_the_bundled_study_is_valid(quick, tmp_path):
     from lr_lab.config_files import resolve_config
-    from lr_lab.study import check_problems, load_study, problems
+    from lr_lab.study import check_problems, load_study, parse_study, problems
 
-    study = problems(load_study(resolve_config("study"), quick))
+    study = problems(parse_study(load_study(resolve_config("study"), quick), "study"))
     assert len(study) == (8 if quick else 73)
     assert len({p.name for p in study}) == len(study)
     check_problems(study, tmp_path)  # raises, naming the problem, if any key is bad
@@ -134,3 +134,46 @@ def test_every_problem_of_the_bundled_study_is_valid(quick, tmp_path):
 def test_the_quick_study_from_the_bundled_config(tmp_path):
     code, printed = run_study(["--quick", "--out", str(tmp_path)])
     assert code == 0 and "| `lightning` |" in printed
+
+
+def test_a_resumed_study_keeps_the_config_it_started_with(tiny_study, tmp_path):
+    # Its source file may change (a git pull); the study folder holds the study itself.
+    root, study = tiny_study
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    saved = (copy / "study.yaml").read_text()
+    assert "linear" in saved and "grid" in saved
+    shutil.rmtree(copy / "runs" / "sine-sgd")
+    (tmp_path / "gone.yaml").write_text("nonsense")  # the source is not read again
+    code, _ = run_study(["--resume", str(copy)])
+    assert code == 0
+    assert json.loads((copy / "study.json").read_text())["grid"] == study["grid"]
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (
+            "seeds: [0]\ngrid: {from: 1.0e-3, to: 1.0, points: 4}\naxes: {f: [1, 2]}\n",
+            "axes.f: expected variants",
+        ),
+        ("seeds: [0]\ngrid: {from: 1.0e-3, to: 1.0, points: 4}\nworkers: -1\n", "workers = -1"),
+        ("seeds: [0]\ngrid: {from: 1, to: 0.1, points: 4}\n", "needs 0 < from < to"),
+        ("seeds: [a]\ngrid: {from: 1.0e-3, to: 1.0, points: 4}\n", "seeds = ['a']"),
+        ("seeds: [0]\ngrid: {from: 1.0e-3, to: 1.0, points: 4}\nbase: [1]\n", "base = [1]"),
+    ],
+)
+def test_a_malformed_study_config_is_one_line(tmp_path, capsys, content, fragment):
+    (tmp_path / "s.yaml").write_text(content)
+    assert main(["--config", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0] and "Traceback" not in err[0]
+
+
+def test_a_study_in_use_is_one_line(tiny_study, capsys):
+    from lr_lab.rundir import RunLock
+
+    root, _ = tiny_study
+    with RunLock(root):
+        assert main(["--resume", str(root)]) == 2
+    assert "in use by pid" in capsys.readouterr().err
