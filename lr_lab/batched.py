@@ -28,7 +28,7 @@ from lr_lab.results import TrialResult
 from lr_lab.runner import fit_and_collect, log_stride
 from lr_lab.spec import TrialSpec
 from lr_lab.stacked_optim import StackedOptimizer
-from lr_lab.trainer import set_threads
+from lr_lab.trainer import apply_threads
 
 # Automatic batching: at least this many trials, and nets up to this many parameters.
 AUTO_MIN_TRIALS = 4
@@ -154,7 +154,7 @@ def run_batched(specs: list[TrialSpec]) -> list[TrialResult]:
         [s.lr for s in specs], divergence_factor=cfg.trials.divergence_factor, **kwargs
     )
     module.load_initial(reference.net.state_dict())
-    set_threads(cfg, module)
+    apply_threads(first.threads)
     run_dirs = [str(Path(s.log_dir) / s.name) for s in specs]
     stride = log_stride(cfg, datamodule.steps_per_epoch)
     recorder = LossRecorder(run_dirs, module.guard, cfg.metric, stride)

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 from lr_lab import interrupt
 from lr_lab.batched import run_batched, should_batch
+from lr_lab.config import ExperimentConfig
 from lr_lab.data import input_dim
 from lr_lab.errors import TrialError
 from lr_lab.results import TrialResult
 from lr_lab.runner import run_trial
 from lr_lab.spec import TrialSpec
-from lr_lab.trainer import usable_cores
+from lr_lab.trainer import SMALL_MODEL_PARAMS, plan_threads, usable_cores
 
 OnResult = Callable[[TrialResult], None]
 # Starting a pool of workers and its first Trainers costs about this much (scripts/bench.py:
@@ -57,7 +58,9 @@ def plan(specs: list[TrialSpec], n_planned: int) -> Plan:
     n_inputs = input_dim(cfg.data) if cfg.builtin_model else 0
     batched = executor in ("inline", "auto") and should_batch(cfg, n_planned, n_inputs)
     gpus: list[str] = []
-    if executor in ("processes", "auto") and cfg.trainer.accelerator in ("gpu", "cuda"):
+    # With the default accelerator "auto", Lightning puts every trial on a GPU when there is one:
+    # then workers are one per GPU too, not one per core all on GPU 0.
+    if executor in ("processes", "auto") and cfg.trainer.accelerator in ("gpu", "cuda", "auto"):
         from lr_lab.pool import visible_gpus
 
         gpus = visible_gpus()
@@ -70,6 +73,15 @@ def pool_pays(trial_s: float, n_left: int, workers: int) -> bool:
     parallel = min(workers, n_left)
     saved = trial_s * n_left * (1 - 1 / max(1, parallel))
     return parallel > 1 and saved > 2 * POOL_START_S
+
+
+def run_threads(cfg: ExperimentConfig, n_params: int) -> int:
+    """The intra-op threads every trial and finder of a run train on (``trainer.plan_threads``)."""
+    executor = cfg.trials.executor
+    if executor == "ray" and cfg.trials.threads is None and n_params > SMALL_MODEL_PARAMS:
+        return max(1, int(cfg.ray.cpus_per_trial))  # the CPUs Ray gives each trial
+    side_by_side = 1 if executor == "inline" else cfg.trials.workers or usable_cores()
+    return plan_threads(cfg, n_params, side_by_side)
 
 
 def _one(spec: TrialSpec) -> TrialResult:

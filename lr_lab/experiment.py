@@ -22,7 +22,7 @@ from lr_lab.comparison import compare
 from lr_lab.config import ExperimentConfig
 from lr_lab.data import file_sha256
 from lr_lab.errors import DataError, InitStateError, TrialError
-from lr_lab.executors import execute, plan
+from lr_lab.executors import execute, plan, run_threads
 from lr_lab.finder import clean_scratch, read_rules, run_finder
 from lr_lab.initial_state import (
     check_fits,
@@ -191,6 +191,7 @@ def run_experiment(
 
         execute(specs, how, record)
 
+    threads: int | None = None
     for seed in cfg.seed_list:
         folder = seed_dir(run_dir, seed)
         sha = prepare_initial_state(
@@ -199,14 +200,21 @@ def run_experiment(
         results.init_sha256[str(seed)] = sha
         progress(f"seed {seed}: init.ckpt sha256 {sha[:12]}")
         clean_scratch(folder)  # a finder killed mid-search leaves its scratch folder
-        run(fixed_specs(cfg, seed, run_dir))
+        if threads is None:  # once per run, from the model's size (trainer.plan_threads)
+            threads = run_threads(
+                cfg,
+                sum(
+                    t.numel() for t in read_initial_state(folder / INIT_FILE)["state_dict"].values()
+                ),
+            )
+        run(fixed_specs(cfg, seed, run_dir, threads))
         if not cfg.finder.enabled:
             continue
         finder = next((f for f in results.finders if f.seed == seed), None)
         if finder is None:
             interrupt.check()
             try:
-                finder = run_finder(cfg, seed, folder / INIT_FILE, folder)
+                finder = run_finder(cfg, seed, folder / INIT_FILE, folder, threads)
             except Exception as err:
                 raise TrialError(f"seed{seed}/{FINDER_RUN}", err) from err
             read_rules(cfg, finder)
@@ -216,7 +224,7 @@ def run_experiment(
             progress(f"  finder: {describe_finder(finder)}")
         if cfg.finder.verify:
             taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]
-            run(check_specs(cfg, finder, run_dir, taken))
+            run(check_specs(cfg, finder, run_dir, taken, threads))
 
     results.comparison = compare(results, rule_names(cfg))
     results.wall_s += time.perf_counter() - start

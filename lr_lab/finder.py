@@ -34,7 +34,7 @@ from lr_lab.providers import build_datamodule, build_model
 from lr_lab.recorder import batch_sha256
 from lr_lab.results import FinderResult
 from lr_lab.rules import apply_rules
-from lr_lab.trainer import make_trainer, set_threads
+from lr_lab.trainer import apply_threads, make_trainer
 
 SCRATCH_PREFIX = ".lr_find-"
 
@@ -60,7 +60,9 @@ class _RawLoss:
         interrupt.check()
 
 
-def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path) -> FinderResult:
+def run_finder(
+    cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path, threads: int = 1
+) -> FinderResult:
     """Run ``Tuner.lr_find`` on a fresh module loaded from ``init_path``.
 
     Args:
@@ -68,6 +70,7 @@ def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path)
         seed: The data seed (same data and order as the trials).
         init_path: The seed's ``init.ckpt``.
         log_dir: The seed's folder (the temporary checkpoint goes to a scratch folder in it).
+        threads: Torch intra-op threads (the run's, as its trials').
 
     Returns:
         Lightning's curve, the raw and corrected curves, Lightning's suggestion (or why there is
@@ -79,7 +82,7 @@ def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path)
     f = cfg.finder
     module = build_model(cfg, f.min_lr)
     init_sha = load_initial_state(init_path, module)
-    set_threads(cfg, module)
+    apply_threads(threads)
     L.seed_everything(seed, verbose=False)
     datamodule = build_datamodule(cfg, seed)
     raw = _RawLoss(module)
@@ -122,6 +125,7 @@ def run_finder(cfg: ExperimentConfig, seed: int, init_path: Path, log_dir: Path)
         lightning_version=L.__version__,
         init_sha256=init_sha,
         first_batch_sha256=raw.first_batch_sha256,
+        threads=threads,
         wall_s=time.perf_counter() - start,
     )
     result.suggestion, result.suggestion_note = _lightning_suggestion(finder, len(losses))

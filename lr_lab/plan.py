@@ -33,20 +33,21 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
     return run_dir / f"seed{seed}"
 
 
-def fixed_specs(cfg: ExperimentConfig, seed: int, run_dir: Path) -> list[TrialSpec]:
+def fixed_specs(
+    cfg: ExperimentConfig, seed: int, run_dir: Path, threads: int = 1
+) -> list[TrialSpec]:
     """The grid trials of one seed."""
     folder = seed_dir(run_dir, seed)
     orders, _ = lr_orders(cfg.trials.lrs)
+    init = str(folder / INIT_FILE)
     return [
-        TrialSpec(
-            trial_name(lr, order), lr, seed, "fixed", str(folder / INIT_FILE), str(folder), cfg
-        )
+        TrialSpec(trial_name(lr, order), lr, seed, "fixed", init, str(folder), cfg, (), threads)
         for lr, order in zip(cfg.trials.lrs, orders)
     ]
 
 
 def check_specs(
-    cfg: ExperimentConfig, finder: FinderResult, run_dir: Path, taken: list[float]
+    cfg: ExperimentConfig, finder: FinderResult, run_dir: Path, taken: list[float], threads: int = 1
 ) -> list[TrialSpec]:
     """One ``finder_check`` trial per distinct suggestion not already trained at that LR."""
     folder = seed_dir(run_dir, finder.seed)
@@ -65,6 +66,7 @@ def check_specs(
             str(folder),
             cfg,
             tuple(rules),
+            threads,
         )
         for (lr, rules), order in zip(by_lr.items(), orders)
     ]

@@ -30,7 +30,6 @@ from lr_lab import interrupt
 from lr_lab.errors import TrialError, WorkerDied
 from lr_lab.results import TrialResult
 from lr_lab.spec import TrialSpec
-from lr_lab.trainer import WORKERS_ENV
 
 POLL_S = 0.2  # how often the parent looks for a stop request while trials run
 
@@ -47,7 +46,7 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def init_worker(workers: int, devices: mp.Queue | None = None) -> None:
+def init_worker(devices: mp.Queue | None = None) -> None:
     """Set up a worker process: one thread first, die with the parent, Ctrl-C is the parent's."""
     import torch
 
@@ -56,7 +55,6 @@ def init_worker(workers: int, devices: mp.Queue | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     for sig in (signal.SIGTERM, signal.SIGHUP):  # a forked worker has the parent's handlers
         signal.signal(sig, signal.SIG_DFL)
-    os.environ[WORKERS_ENV] = str(workers)  # the thread policy: cores shared between workers
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())  # before CUDA initialises
     from lr_lab.trainer import quiet_lightning
@@ -70,14 +68,11 @@ def _run(spec: TrialSpec) -> TrialResult:
     return run_trial(spec)
 
 
-def _context(specs: list[TrialSpec], workers: int) -> mp.context.BaseContext:
+def _context(specs: list[TrialSpec], gpus: list[str]) -> mp.context.BaseContext:
     import torch
 
-    from lr_lab.trainer import usable_cores
-
-    threads = specs[0].config.trials.threads
-    one_thread = threads == 1 or (threads is None and workers >= usable_cores())
-    if sys.platform == "linux" and one_thread and not torch.cuda.is_initialized():
+    one_thread = all(spec.threads == 1 for spec in specs)
+    if sys.platform == "linux" and one_thread and not gpus and not torch.cuda.is_initialized():
         return mp.get_context("fork")
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["lr_lab.runner"])
@@ -86,11 +81,13 @@ def _context(specs: list[TrialSpec], workers: int) -> mp.context.BaseContext:
 
 def visible_gpus() -> list[str]:
     """The CUDA devices this process may use (``CUDA_VISIBLE_DEVICES``, else all torch sees)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [d for d in listed.split(",") if d.strip()]
-    import torch
-
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
@@ -104,7 +101,7 @@ def run_processes(
         WorkerDied: A worker process died; finished trials were handed to ``on_result``.
         TrialError: A trial raised (the first one, with its trial named).
     """
-    context = _context(specs, workers)
+    context = _context(specs, gpus)
     devices = None
     if gpus:
         workers = min(workers, len(gpus))
@@ -112,7 +109,7 @@ def run_processes(
         for gpu in gpus[:workers]:
             devices.put(gpu)
     pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
-                                  initargs=(workers, devices))  # fmt: skip
+                                  initargs=(devices,))  # fmt: skip
     try:
         futures = {pool.submit(_run, spec): spec for spec in specs}
         collect(futures, on_result)

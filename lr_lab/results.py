@@ -45,6 +45,7 @@ class TrialResult:
     steps: int = 0  # optimizer steps taken
     global_step: int = 0  # Lightning's trainer.global_step at the end of the fit
     batched: bool = False
+    threads: int = 1  # torch intra-op threads it trained on
     wall_s: float = 0.0
     step_us: float = 0.0  # wall time per optimizer step, microseconds
     verdict: str = ""
@@ -83,6 +84,7 @@ class FinderResult:
     lightning_version: str = ""
     init_sha256: str = ""
     first_batch_sha256: str = ""
+    threads: int = 1
     wall_s: float = 0.0
 
     def flags(self) -> list[str]:

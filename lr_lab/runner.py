@@ -27,7 +27,7 @@ from lr_lab.providers import build_datamodule, build_model, builtin_kwargs
 from lr_lab.recorder import MAX_STEP_POINTS, DivergenceGuard, EpochProgress, LossRecorder
 from lr_lab.results import TrialResult
 from lr_lab.spec import TrialSpec
-from lr_lab.trainer import make_trainer, set_threads
+from lr_lab.trainer import apply_threads, make_trainer
 
 
 def log_stride(cfg: ExperimentConfig, steps_per_epoch: int) -> int:
@@ -55,7 +55,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         divergence_factor=cfg.trials.divergence_factor, **builtin_kwargs(cfg, spec.lr)
     )
     init_sha = load_initial_state(Path(spec.init_path), module)
-    set_threads(cfg, module)
+    apply_threads(spec.threads)
     stride = log_stride(cfg, datamodule.steps_per_epoch)
     recorder = LossRecorder([_run_dir(spec)], module.guard, cfg.metric, stride)
     return fit_and_collect([spec], module, datamodule, recorder, init_sha)[0]
@@ -65,7 +65,7 @@ def _run_user_trial(spec: TrialSpec) -> TrialResult:
     cfg = spec.config
     module = build_model(cfg, spec.lr)
     init_sha = load_initial_state(Path(spec.init_path), module)
-    set_threads(cfg, module)
+    apply_threads(spec.threads)
     L.seed_everything(spec.seed, verbose=False)
     datamodule = build_datamodule(cfg, spec.seed)
     guard = DivergenceGuard(1, cfg.trials.divergence_factor)
@@ -131,6 +131,7 @@ def fit_and_collect(
             step_us=1e6 * wall / max(1, sum(steps)),  # per trial-step
             tb_run=spec.key,
             batched=len(specs) > 1,
+            threads=spec.threads,
             train_loss=recorder.train_loss[k],
             val_loss=recorder.val_loss[k],
             diverged=guard.step[k] is not None,

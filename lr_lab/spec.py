@@ -25,6 +25,7 @@ class TrialSpec:
         log_dir: The seed's folder; the trial's TensorBoard run is ``log_dir/name``.
         config: The whole experiment config.
         rules: The finder rules that suggested this LR (finder checks only).
+        threads: Torch intra-op threads to train on (the run's, see ``trainer.plan_threads``).
     """
 
     name: str
@@ -35,6 +36,7 @@ class TrialSpec:
     log_dir: str
     config: ExperimentConfig
     rules: tuple[str, ...] = field(default=())
+    threads: int = 1
 
     @property
     def key(self) -> str:

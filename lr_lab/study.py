@@ -174,7 +174,7 @@ def run_problems(study: list[Problem], runs: Path, workers: int, say) -> list[st
     # Forked, as the trials' workers are: this process trained nothing, and each worker starts
     # on one thread (lr_lab.pool); a problem's trials then pick their own.
     pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
-                                  initializer=init_worker, initargs=(workers,))  # fmt: skip
+                                  initializer=init_worker)  # fmt: skip
     futures = {pool.submit(_run_problem, p, str(runs / p.name)): p for p in study}
     failed, start = [], time.perf_counter()
     try:

@@ -38,8 +38,8 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-# Up to this many parameters (over all stacked copies) a step is too small to share between
-# threads: on a busy machine every extra intra-op thread waits for a core (scripts/bench.py --busy).
+# Up to this many parameters a step is too small to share between threads: on a busy machine
+# every extra intra-op thread waits for a core (scripts/bench.py --busy).
 SMALL_MODEL_PARAMS = 1_000_000
 
 
@@ -51,30 +51,30 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def trial_threads(cfg: ExperimentConfig, n_params: int, workers: int = 1) -> int:
-    """Torch intra-op threads for one trial.
+def plan_threads(cfg: ExperimentConfig, n_params: int, side_by_side: int) -> int:
+    """Torch intra-op threads for every trial and finder of a run, decided once.
 
-    ``trials.threads`` if set; else 1 for a small model; else the cores each of ``workers``
-    parallel workers gets.
+    ``trials.threads`` if set; else 1 for a model of up to ``SMALL_MODEL_PARAMS`` parameters; else
+    the cores each of ``side_by_side`` trials would get. It depends on the config and the
+    machine, never on which trials are left or which of them ran in a worker, so a resumed run
+    and every executor train on the same count (CPU results are bit for bit the same only then).
+
+    Args:
+        cfg: The experiment config.
+        n_params: Parameters of one model.
+        side_by_side: Trials the executor may run at once (1 inline).
     """
     if cfg.trials.threads is not None:
         return cfg.trials.threads
     if n_params <= SMALL_MODEL_PARAMS:
         return 1
-    return max(1, usable_cores() // max(1, workers))
+    return max(1, usable_cores() // max(1, side_by_side))
 
 
-def set_threads(cfg: ExperimentConfig, module: torch.nn.Module, copies: int = 1) -> int:
-    """Set this process's torch threads for training ``module`` (``copies`` stacked); return it."""
-    n_params = copies * sum(p.numel() for p in module.parameters())
-    threads = trial_threads(cfg, n_params, int(os.environ.get(WORKERS_ENV, "1")))
+def apply_threads(threads: int) -> None:
+    """Set this process's torch intra-op threads (a cheap no-op when already so)."""
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    return threads
-
-
-# Set by the processes executor in its workers: how many trials run side by side.
-WORKERS_ENV = "LR_LAB_WORKERS"
 
 
 def make_trainer(

@@ -147,3 +147,26 @@ def test_one_trial_per_gpu(tmp_path, inline_runs):
     args = [*args_of("builtin"), "--trials.executor", "processes", "--trainer.accelerator", "gpu"]
     code, _, err = run_cli([*args, "--out", str(tmp_path)])
     assert code == 0, err
+
+
+def test_threads_are_decided_once_from_the_config_and_recorded(monkeypatch, inline_runs):
+    import lr_lab.executors
+    import lr_lab.trainer
+    from lr_lab.executors import run_threads
+    from tests.conftest import tiny_config
+
+    monkeypatch.setattr(lr_lab.executors, "usable_cores", lambda: 8)
+    monkeypatch.setattr(lr_lab.trainer, "usable_cores", lambda: 8)
+    cfg = tiny_config()
+    assert run_threads(cfg, 10_000) == 1  # small: one thread, whatever the executor
+    big = 5_000_000
+    for executor, workers, expected in [("inline", None, 8), ("processes", 2, 4),
+                                        ("auto", None, 1), ("processes", None, 1)]:  # fmt: skip
+        cfg.trials.executor, cfg.trials.workers = executor, workers
+        assert run_threads(cfg, big) == expected, executor
+    cfg.trials.executor, cfg.ray.cpus_per_trial = "ray", 3.0
+    assert run_threads(cfg, big) == 3
+    cfg.trials.threads = 2
+    assert run_threads(cfg, big) == 2
+    res = inline_runs["builtin"]
+    assert {t["threads"] for t in res["trials"]} == {f["threads"] for f in res["finders"]} == {1}
