@@ -10,7 +10,6 @@ The same checks, run folder, report and ``results.json`` as the command line; ba
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from lr_lab import interrupt
+from lr_lab.config_files import override_argv
 from lr_lab.errors import UsageError
 
 
@@ -36,10 +36,7 @@ def _argv(config: Any, overrides: dict[str, Any] | None, tmp: Path) -> tuple[lis
         raise UsageError(
             f"config: expected a path, a dict or an ExperimentConfig, got {type(config).__name__}"
         )
-    for key, value in (overrides or {}).items():
-        # JSON is YAML for numbers, lists, mappings and null; strings go as they are.
-        argv += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-    return argv, name
+    return argv + override_argv(overrides or {}), name
 
 
 def run(

@@ -58,7 +58,7 @@ class StackedTrialModule(ChunkedTraining, L.LightningModule):
         optimizer: ``"sgd"`` or ``"adam"``.
         momentum: SGD momentum.
         weight_decay: L2 penalty.
-        divergence_factor: See :class:`~lr_lab.trials.ChunkedTraining`.
+        divergence_factor: See :class:`~lr_lab.chunked.ChunkedTraining`.
     """
 
     def __init__(

@@ -16,6 +16,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lr_lab.findings import TRUSTED_RULES
 from lr_lab.results import RunResults, TrialResult
 from lr_lab.verdicts import verdict
 
@@ -76,23 +77,6 @@ class BestFixed:
 
     lr: float
     loss: float
-
-
-# The rules in the order lr_lab's study trusts them: how often each landed within 1.5x of the
-# best grid LR's loss over 219 problem-seeds (README, "Which rule to trust"; study of 2026-11-30,
-# lr_lab 0.2.0, Lightning 2.6.6, configs/study.yaml). A run's recommendation is the first of these
-# that it read and trained on every seed without divergence.
-TRUSTED_RULES = {
-    "minimum_div10@corrected": 0.60,
-    "valley": 0.59,
-    "minimum_div10": 0.57,
-    "valley@corrected": 0.52,
-    "steep_log": 0.44,
-    "steep_log@corrected": 0.36,
-    "lightning": 0.0,
-    "lightning@corrected": 0.0,
-}
-STUDY_SIZE = 219
 
 
 @dataclass
@@ -158,7 +142,8 @@ def _history(trial: TrialResult, use_val: bool) -> list[float]:
     return list(trial.val_loss if use_val else trial.train_loss)
 
 
-def _final(trial: TrialResult) -> float | None:
+def final_loss(trial: TrialResult) -> float | None:
+    """A trial's final loss for ranking: None when it diverged or has none."""
     value = trial.final_loss
     return None if trial.diverged or value is None or not math.isfinite(value) else value
 
@@ -177,7 +162,7 @@ def _row(label: str, source: str, lrs: list[float], trials: list[TrialResult], u
         source=source,
         lrs=lrs,
         trial_names=[t.key for t in trials],
-        finals=[_final(t) for t in trials],
+        finals=[final_loss(t) for t in trials],
         n_seeds=n_seeds,
     )
     if trials and row.diverged_seeds == 0:
@@ -261,9 +246,9 @@ def compare(results: RunResults, rules: list[str]) -> Comparison:
     use_val = any(t.val_loss for t in results.trials)
     for seed in {t.seed for t in results.trials}:
         trials = [t for t in results.trials if t.seed == seed]
-        best = min((f for t in trials if (f := _final(t)) is not None), default=None)
+        best = min((f for t in trials if (f := final_loss(t)) is not None), default=None)
         for t in trials:
-            t.verdict = verdict(_history(t, use_val), _final(t) is None, _final(t), best)
+            t.verdict = verdict(_history(t, use_val), final_loss(t) is None, final_loss(t), best)
 
     rows = _rows(results, rules, use_val)
     groups: dict[tuple[str, ...], list[Row]] = {}

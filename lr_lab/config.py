@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 RULE_NAMES = ("lightning", "steep_log", "valley", "minimum_div10")
+CORRECTED = "@corrected"  # a rule read off the bias-corrected finder curve (finder.curve: both)
+FINDER_RUN = "finder"  # a seed's finder: its TensorBoard run and its pending entry
 Rule = Literal["lightning", "steep_log", "valley", "minimum_div10"]
-EXECUTORS = ("auto", "inline", "processes", "ray")
 
 
 @dataclass
@@ -167,14 +168,3 @@ class ExperimentConfig:
     def builtin_data(self) -> bool:
         """Whether the data is the built-in synthetic/CSV data (not a user class)."""
         return not self.data.class_path
-
-
-SECTIONS = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "optimizer": OptimizerConfig,
-    "trials": TrialsConfig,
-    "finder": FinderConfig,
-    "trainer": TrainerConfig,
-    "ray": RayConfig,
-}

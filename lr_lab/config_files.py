@@ -8,6 +8,7 @@ command line and the config files here, before jsonargparse sees them, and put b
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,18 @@ def extract_class_specs(argv: list[str]) -> tuple[list[str], dict[str, dict[str,
         out.append(token)
         i += 1
     return out, specs
+
+
+def override_argv(keys: dict[str, Any]) -> list[str]:
+    """``{"trials.max_epochs": 5}`` as ``["--trials.max_epochs", "5"]``.
+
+    Values go as JSON (which is YAML); strings as they are, since jsonargparse reads a quoted
+    string literally.
+    """
+    argv: list[str] = []
+    for key, value in keys.items():
+        argv += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    return argv
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

@@ -1,8 +1,8 @@
-"""One experiment: per seed, ``init.ckpt``, the trials, the finder, its checks; then the report.
+"""One experiment: per seed, ``init.ckpt``, the trials, the finder, its checks; then the ranks.
 
 This is the only layer that knows the order of things; the executors and the finder only ever
-see specs and return plain records. ``results.json`` is rewritten after every trial; the run is
-``complete`` only once the comparison and the whole report exist.
+see specs and return plain records. ``results.json`` is rewritten after every trial; the report
+and the ``complete`` status come after (:mod:`lr_lab.launch`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 import lr_lab
 from lr_lab import interrupt
 from lr_lab.comparison import compare
-from lr_lab.config import ExperimentConfig
+from lr_lab.config import FINDER_RUN, ExperimentConfig
 from lr_lab.data import file_sha256
 from lr_lab.errors import DataError, InitStateError, TrialError
 from lr_lab.executors import execute, plan, run_threads
@@ -31,7 +31,6 @@ from lr_lab.initial_state import (
     weights_sha256,
 )
 from lr_lab.plan import (
-    FINDER_RUN,
     INIT_FILE,
     check_plan,
     check_specs,
@@ -236,7 +235,7 @@ def _trial_line(result: TrialResult, index: int, total: int, how: str) -> str:
     if result.diverged:
         outcome = f"diverged at step {result.diverged_step}"
     elif result.final_loss is None:
-        outcome = "no whole epoch"
+        outcome = "no epoch"
     else:
         outcome = f"final loss {result.final_loss:.4g}"
     note = {"batched": f" (batched, {result.step_us:.0f} us/trial-step)", "processes": " (worker)",

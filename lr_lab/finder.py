@@ -26,10 +26,9 @@ from lightning.pytorch.tuner import Tuner
 from torch import Tensor
 
 from lr_lab import interrupt
-from lr_lab.config import ExperimentConfig
+from lr_lab.config import CORRECTED, ExperimentConfig
 from lr_lab.curves import corrected_curve
 from lr_lab.initial_state import load_initial_state, weights_sha256
-from lr_lab.plan import CORRECTED
 from lr_lab.providers import build_datamodule, build_model
 from lr_lab.recorder import batch_sha256
 from lr_lab.results import FinderResult

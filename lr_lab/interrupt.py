@@ -1,7 +1,7 @@
 """Ctrl-C, SIGTERM and SIGHUP, turned into a clean stop at the next safe point.
 
 A signal handler only records the request; training checks it once per step (from the
-:class:`~lr_lab.trials.LossRecorder`) and the experiment between trials. Raising straight from the
+:class:`~lr_lab.recorder.LossRecorder`) and the experiment between trials. Raising straight from the
 handler is not safe: the exception can land inside a ``__del__`` and be swallowed, and Lightning
 wraps SIGTERM handlers with its own.
 """

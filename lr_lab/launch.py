@@ -70,10 +70,14 @@ def open_run(inv: Invocation, folder: Path | None = None) -> tuple[Path, RunResu
     else:
         run_dir = new_run_dir(Path(inv.out), inv.config_name)
     lock = RunLock(run_dir).acquire()
-    atomic_write(run_dir / "config.yaml", dump_config(inv.cfg))
-    init = Path(inv.init).resolve() if inv.init else None
-    results = new_results(inv.cfg, init)
-    write_results(run_dir, results)
+    try:
+        atomic_write(run_dir / "config.yaml", dump_config(inv.cfg))
+        init = Path(inv.init).resolve() if inv.init else None
+        results = new_results(inv.cfg, init)
+        write_results(run_dir, results)
+    except BaseException:
+        lock.release()
+        raise
     return run_dir, results, lock
 
 

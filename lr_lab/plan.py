@@ -9,14 +9,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lr_lab.config import ExperimentConfig
+from lr_lab.config import CORRECTED, FINDER_RUN, ExperimentConfig
 from lr_lab.errors import ResultsError
 from lr_lab.results import FinderResult, RunResults
 from lr_lab.spec import TrialSpec, lr_orders, trial_name
 
 INIT_FILE = "init.ckpt"
-CORRECTED = "@corrected"  # a rule read off the bias-corrected curve (finder.curve: both)
-FINDER_RUN = "finder"
 CHECKS = "finder checks"  # the pending entry for checks whose LRs the finder has not yet chosen
 
 

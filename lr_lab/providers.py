@@ -6,7 +6,7 @@ the contract Lightning's own LR finder relies on: the learning rate is an attrib
 ``training_step`` returns the loss; ``validation_step`` logs ``cfg.metric``. What can be checked
 before a run folder exists (import, ``init_args``, the LR attribute, parameters that exist after
 ``__init__``) is checked by :func:`check_user_classes`; the rest stops the run at the step that
-reveals it (:class:`~lr_lab.recorder.ContractError`).
+reveals it (:class:`~lr_lab.errors.ContractError`, raised by the recorder).
 """
 
 from __future__ import annotations

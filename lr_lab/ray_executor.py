@@ -37,7 +37,8 @@ from lr_lab.rundir import atomic_write
 from lr_lab.spec import TrialSpec
 
 # Read by Ray and Tune when they start: quiet, no files of Tune's per trial, trials stay in the
-# driver's folder, and a stop request is ours to handle (see NOTES in the module docstring).
+# driver's folder, and a stop request is ours to handle (Tune's own SIGINT handler would let fit()
+# return as if the run were done).
 QUIET_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
@@ -156,6 +157,7 @@ def _check_resources(ray: Any, cfg: RayConfig, local: bool) -> None:
     )
     if local:  # a cluster may grow (autoscaler); a local Ray never does
         raise RayUnavailable(message)
+    logging.getLogger("lr_lab").warning("%s; waiting for the cluster to grow", message)
 
 
 def run_ray(
@@ -169,18 +171,17 @@ def run_ray(
         Interrupted: A stop was requested; unfinished trials stay pending.
     """
     local = cfg.address is None
-    storage = tempfile.mkdtemp(prefix="lr_lab_tune_")
-    session = tempfile.mkdtemp(prefix="lrlab_ray_") if local else None
     with _environment(local):
         already = "ray" in sys.modules
         try:
             import ray
             from ray import tune
         except ImportError:
-            shutil.rmtree(storage, ignore_errors=True)
             raise RayUnavailable(
                 "trials.executor = 'ray' needs Ray: pip install -e '.[ray]'"
             ) from None
+        storage = tempfile.mkdtemp(prefix="lr_lab_tune_")
+        session = tempfile.mkdtemp(prefix="lrlab_ray_") if local else None
         started = not ray.is_initialized()
         if started and already and "RAY_AUTH_TOKEN" in os.environ:
             _reread_auth_settings()
@@ -207,7 +208,8 @@ def run_ray(
                 tune_config=tune.TuneConfig(trial_name_creator=name, trial_dirname_creator=name),
                 run_config=tune.RunConfig(
                     name="lr_lab", storage_path=storage, verbose=0, callbacks=[report],
-                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                    # The first failing trial stops the rest: the run stops there anyway.
+                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=True),
                 ),
             ).fit()  # fmt: skip
             if report.error is not None:

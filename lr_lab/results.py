@@ -32,7 +32,9 @@ class TrialResult:
     lr: float
     seed: int
     rules: list[str] = field(default_factory=list)  # finder rules that suggested this LR
-    train_loss: list[float] = field(default_factory=list)  # per whole epoch, sample-weighted mean
+    # Per epoch, sample-weighted mean (the last one partial when trials.max_steps cut it, as
+    # Lightning's own on_epoch logging has it); an epoch a divergence cut short is left out.
+    train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)  # the metric per epoch; [] without val
     final_train_loss: float | None = None  # None when diverged
     final_val_loss: float | None = None

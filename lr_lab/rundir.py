@@ -34,13 +34,6 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def describe_os_error(err: OSError) -> str:
-    """``path: cause`` for an OSError, e.g. ``runs/x/results.json: No space left on device``."""
-    where = err.filename or ""
-    cause = err.strerror or str(err)
-    return f"{where}: {cause}" if where else cause
-
-
 @contextmanager
 def atomic_file(path: Path, mode: str = "wb", exclusive: bool = False) -> Iterator[IO]:
     """Write ``path`` through a temporary file in the same folder, renamed into place on success.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import lightning as L
 
-from lr_lab.chunked import STEPS_PER_CALL, ChunkedTraining, TrialModule
+from lr_lab.chunked import STEPS_PER_CALL, TrialModule
 from lr_lab.config import ExperimentConfig
 from lr_lab.initial_state import load_initial_state
 from lr_lab.providers import build_datamodule, build_model, builtin_kwargs
@@ -148,8 +148,3 @@ def fit_and_collect(
         )
         results.append(result)
     return results
-
-
-def is_chunked(module: L.LightningModule) -> bool:
-    """Whether ``module`` is one of the lab's chunked modules."""
-    return isinstance(module, ChunkedTraining)

@@ -16,7 +16,6 @@ finished.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import math
 import multiprocessing as mp
 import shutil
@@ -31,7 +30,7 @@ from typing import Any
 import yaml
 
 from lr_lab import interrupt
-from lr_lab.config_files import read_yaml_mapping, resolve_config
+from lr_lab.config_files import override_argv, read_yaml_mapping, resolve_config
 from lr_lab.errors import UsageError
 from lr_lab.study_report import write_study
 
@@ -102,13 +101,6 @@ def parse_study(data: dict[str, Any], where: str) -> StudyConfig:
                        extra=extra, workers=workers)  # fmt: skip
 
 
-def _argv(keys: dict[str, Any]) -> list[str]:
-    out = []
-    for key, value in keys.items():
-        out += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-    return out
-
-
 def problems(cfg: StudyConfig) -> list[Problem]:
     """The matrix's problems (every combination of the axes' values), then the extra ones."""
     common = {**FORCED, "trials.lrs": cfg.grid, "seeds": cfg.seeds}
@@ -120,9 +112,9 @@ def problems(cfg: StudyConfig) -> list[Problem]:
             keys.update(variant)
         families = {axis: label for (axis, _), (label, _) in zip(axes, combo)}
         name = "-".join(label for label, _ in combo)
-        out.append(Problem(name, families, _argv({**keys, **common})))
+        out.append(Problem(name, families, override_argv({**keys, **common})))
     for name, config in cfg.extra.items():
-        argv = ["--config", str(resolve_config(config)), *_argv(common)]
+        argv = ["--config", str(resolve_config(config)), *override_argv(common)]
         out.append(Problem(name, {"problem": name}, argv))
     return out
 
@@ -213,7 +205,7 @@ def collect(root: Path, study: list[Problem]) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     """``lr-lab study`` / ``python scripts/study.py``; returns the exit code."""
-    from lr_lab.cli import Console, error
+    from lr_lab.console import Console, error
     from lr_lab.errors import LabError, exit_code, one_line
 
     console = Console()
@@ -245,7 +237,7 @@ def _parse(argv: list[str]):  # noqa: ANN202
 
 
 def _main(argv: list[str], console) -> int:  # noqa: ANN001
-    from lr_lab.cli import error
+    from lr_lab.console import error
     from lr_lab.rundir import RunLock, atomic_write, check_out_dir, new_run_dir
 
     args = _parse(argv)

@@ -12,7 +12,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from lr_lab.results import RunResults, TrialResult
+from lr_lab.comparison import final_loss
+from lr_lab.results import RunResults
 
 HIT = 1.5
 
@@ -67,11 +68,6 @@ def regret(loss: float | None, best: float, diverged: bool) -> float | None:
     return 1.0 if loss == 0 else math.inf
 
 
-def _final(trial: TrialResult) -> float | None:
-    value = trial.final_loss
-    return None if trial.diverged or value is None or not math.isfinite(value) else value
-
-
 def problem_seeds(
     results: RunResults, problem: str, run_dir: str, families: dict[str, str]
 ) -> list[ProblemSeed]:
@@ -81,7 +77,7 @@ def problem_seeds(
         seed = finder.seed
         trials = [t for t in results.trials if t.seed == seed]
         grid = [t for t in trials if t.role == "fixed"]
-        finals = [(f, t) for t in grid if (f := _final(t)) is not None]
+        finals = [(f, t) for t in grid if (f := final_loss(t)) is not None]
         best_loss, best = min(finals, key=lambda ft: ft[0]) if finals else (None, None)
         record = ProblemSeed(
             problem=problem, seed=seed, run_dir=run_dir, families=dict(families),
@@ -96,7 +92,7 @@ def problem_seeds(
             if trial is None or best_loss is None:
                 record.rules[rule] = RuleOutcome(lr, note="not trained")
                 continue
-            loss = _final(trial)
+            loss = final_loss(trial)
             record.rules[rule] = RuleOutcome(
                 lr, loss, regret(loss, best_loss, trial.diverged), trial.key
             )
@@ -139,7 +135,11 @@ def rule_order(records: list[ProblemSeed]) -> list[str]:
 def ranking(records: list[ProblemSeed]) -> list[RuleSummary]:
     """Each rule's summary, best first: by hit rate, then by median regret."""
     summaries = [summarize(records, rule) for rule in rule_order(records)]
-    return sorted(summaries, key=lambda s: (-s.hit_rate, s.median_regret or math.inf))
+
+    def key(s: RuleSummary) -> tuple[float, float]:
+        return -s.hit_rate, math.inf if s.median_regret is None else s.median_regret
+
+    return sorted(summaries, key=key)
 
 
 def by_family(records: list[ProblemSeed]) -> dict[str, dict[str, list[RuleSummary]]]:

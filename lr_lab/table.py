@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-from lr_lab.comparison import STUDY_SIZE, Comparison, Recommendation, Row
+from lr_lab.comparison import Comparison, Recommendation, Row
+from lr_lab.findings import STUDY_SIZE
 from lr_lab.results import RunResults
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from lr_lab.plan import FINDER_RUN
+from lr_lab.config import FINDER_RUN
 from lr_lab.results import RunResults, TrialResult
 from lr_lab.table import answer, fmt, markdown_tables
 
@@ -89,8 +89,10 @@ def _finder_events(results: RunResults, seed_dir: Path) -> Callable[[SummaryWrit
             "lr_finder/loss_corrected": finder.corrected_loss,
             "lr_finder/loss_raw": finder.raw_loss,
         }
+        step = None
         for i, lr in enumerate(finder.lr):
-            step = finder_step(lr)
+            # Strictly increasing, even where two LRs are within 0.001 decade (dense sweeps).
+            step = finder_step(lr) if step is None else max(step + 1, finder_step(lr))
             writer.add_scalar("lr_finder/lr", lr, step)
             for tag, values in curves.items():
                 if i < len(values) and math.isfinite(values[i]):

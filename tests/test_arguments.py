@@ -85,5 +85,5 @@ def test_bundled_configs_by_name_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_config("sweep").name == "sweep.yaml"
     assert parse_args(["--config", "sweep"]).cfg.seeds == [0, 1, 2]
-    with pytest.raises(Exception, match="bundled configs in .*adam, default, digits, sweep"):
+    with pytest.raises(Exception, match="bundled configs in .*adam, default, digits, study, sweep"):
         resolve_config("nope")
