@@ -224,16 +224,21 @@ def main(argv: list[str] | None = None) -> int:
 def _parse(argv: list[str]):  # noqa: ANN202
     import argparse
 
-    parser = argparse.ArgumentParser(prog="lr-lab study", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="lr-lab study", description=__doc__.split("\n")[0], exit_on_error=False
+    )
     parser.add_argument("--config", default="study", help="study YAML, or a bundled name")
     parser.add_argument("--out", default="studies", help="folder for new study folders")
     parser.add_argument("--quick", action="store_true", help="the config's quick subset")
     parser.add_argument("--resume", help="finish a study folder")
     parser.add_argument("--workers", type=int, help="problems side by side (default: cores)")
     try:
-        return parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse printed its usage line; keep its code
-        raise UsageError("see lr-lab study --help") if exit_.code else exit_ from None
+        args, extra = parser.parse_known_args(argv)
+    except argparse.ArgumentError as err:
+        raise UsageError(f"{err} (see lr-lab study --help)") from None
+    if extra:
+        raise UsageError(f"unexpected argument {extra[0]!r} (see lr-lab study --help)")
+    return args
 
 
 def _main(argv: list[str], console) -> int:  # noqa: ANN001

@@ -177,3 +177,14 @@ def test_a_study_in_use_is_one_line(tiny_study, capsys):
     with RunLock(root):
         assert main(["--resume", str(root)]) == 2
     assert "in use by pid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(["positional"], "unexpected argument 'positional'"), (["--workers", "x"], "invalid int value"),
+     (["--workers", "0"], "--workers 0"), (["--resume", "/nonexistent"], "not a study folder")],
+)  # fmt: skip
+def test_bad_study_options_are_one_line(args, fragment, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0]
