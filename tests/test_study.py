@@ -122,7 +122,8 @@ def test_regret_hit_rate_and_failure_rates():
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_problem_of_the_bundled_study_is_valid(quick, tmp_path):
     from lr_lab.config_files import resolve_config
-    from lr_lab.study import check_problems, load_study, parse_study, problems
+    from lr_lab.study import check_problems
+    from lr_lab.study_config import load_study, parse_study, problems
 
     study = problems(parse_study(load_study(resolve_config("study"), quick), "study"))
     assert len(study) == (8 if quick else 73)
@@ -188,3 +189,29 @@ def test_bad_study_options_are_one_line(args, fragment, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0]
+
+
+def test_ctrl_c_stops_a_study_and_its_hint_resumes_it(tmp_path):
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "tiny.yaml").write_text(TINY_STUDY)
+    out = tmp_path / "my studies"  # the hint must survive a space
+    cmd = [sys.executable, "-m", "lr_lab.cli", "study", "--config", str(tmp_path / "tiny.yaml"),
+           "--out", str(out), "--workers", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*/runs/*/results.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    hint = err.strip().splitlines()[-1]
+    assert "interrupted" in hint and "Traceback" not in err
+    resume = shlex.split(hint.split("Finish with: ", 1)[1])
+    assert resume[:3] == ["lr-lab", "study", "--resume"] and Path(resume[3]).parent == out
+    assert main(resume[2:]) == 0  # the hint, as typed, finishes the study
+    assert (Path(resume[3]) / "study.json").is_file()
