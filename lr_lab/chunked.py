@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from lr_lab import interrupt
+from lr_lab.divergence import DivergenceGuard
 from lr_lab.model import RegressionModule
-from lr_lab.recorder import DivergenceGuard
 
 # Optimizer steps per Lightning ``training_step`` (see the module docstring).
 STEPS_PER_CALL = 16

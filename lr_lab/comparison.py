@@ -16,7 +16,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lr_lab.findings import TRUSTED_RULES
+from lr_lab.findings import RECOMMEND_AT, TRUSTED_RULES
 from lr_lab.results import RunResults, TrialResult
 from lr_lab.verdicts import verdict
 
@@ -211,9 +211,12 @@ def _lowest(same: list[Row]) -> Recommendation | None:
 
 
 def _trusted(rules: dict[str, Row]) -> Recommendation | None:
-    """The study's most trusted rule among those this run read and trained on every seed."""
+    """The study's most trusted rule among those this run read and trained on every seed.
+
+    None when no rule the study found right at least half the time (``RECOMMEND_AT``) ran here.
+    """
     for name, hit_rate in TRUSTED_RULES.items():
-        row = rules.get(name)
+        row = rules.get(name) if hit_rate >= RECOMMEND_AT else None
         if row is not None and row.comparable and row.rank is not None:
             return Recommendation(row.lr, row.lr_min, row.lr_max, row.mean, f"rule {name}",
                                   row.rank, hit_rate)  # fmt: skip

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 # The rules, most trusted first, with how often each landed within 1.5x of the best grid LR's
 # loss. A run's recommendation is the first of these it read and trained on every seed without
-# divergence.
+# divergence, among those that hit at least RECOMMEND_AT of the time: a rule that misses more
+# often than it hits (steep_log, Lightning's suggestion) is never recommended.
 TRUSTED_RULES = {
     "minimum_div10@corrected": 0.60,
     "valley": 0.59,
@@ -21,3 +22,4 @@ TRUSTED_RULES = {
     "lightning@corrected": 0.0,
 }
 STUDY_SIZE = 219
+RECOMMEND_AT = 0.5

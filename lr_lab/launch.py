@@ -9,6 +9,7 @@ status in ``results.json`` is ``running`` while a process works, ``interrupted``
 from __future__ import annotations
 
 import contextlib
+import math
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,10 +102,19 @@ def todo(inv: Invocation, results: RunResults, run_dir: Path) -> Todo:
         ResultsError: ``results.json`` holds a trial the plan does not contain.
     """
     check_plan(inv.cfg, results, run_dir)
-    if results.status != "complete" or plan_pending(inv.cfg, results, run_dir):
+    unsound = [
+        t for t in results.trials if not t.diverged and not _finite(t.train_loss + t.val_loss)
+    ]
+    if unsound:  # an lr_lab before 0.2.0 kept a non-finite metric without calling it divergence
+        results.trials = [t for t in results.trials if t not in unsound]  # trained again
+    if unsound or results.status != "complete" or plan_pending(inv.cfg, results, run_dir):
         return Todo(training=True, report=["all"])
     results.comparison = compare(results, rule_names(inv.cfg))
     return Todo(training=False, report=damaged_report(results, run_dir))
+
+
+def _finite(values: list[float]) -> bool:
+    return all(math.isfinite(v) for v in values)
 
 
 def finish(

@@ -5,7 +5,7 @@ loss each ``training_step`` returned (one optimizer step), or the per-step losse
 stacked module (several steps and trials per call, see :mod:`lr_lab.chunked`); keeps them on the
 device until the epoch ends; reads the validation metric the module logged (or the losses a lab
 module returned); and writes each trial's TensorBoard run. :class:`DivergenceGuard` decides, after
-every optimizer step, which trials diverged.
+every optimizer step, which trials diverged (:mod:`lr_lab.divergence`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from lr_lab import interrupt
+from lr_lab.divergence import DivergenceGuard
 from lr_lab.errors import ContractError
 from lr_lab.events import ScalarLog
 
@@ -30,61 +31,6 @@ MAX_STEP_POINTS = 1000
 TAG_TRAIN_STEP = "loss/train"  # each optimizer step's loss
 TAG_TRAIN_EPOCH = "loss/train_epoch"  # the epoch's sample-weighted mean (results.json train_loss)
 TAG_VAL = "loss/val"  # the validation metric per epoch (results.json val_loss)
-
-
-class DivergenceGuard:
-    """Per-step divergence of K trials: a loss that is non-finite or above ``factor`` x the first.
-
-    Args:
-        n_trials: K.
-        factor: ``trials.divergence_factor``.
-    """
-
-    def __init__(self, n_trials: int, factor: float):
-        self.factor = factor
-        self.steps = 0  # optimizer steps checked so far
-        self.first: Tensor | None = None
-        self.alive: Tensor | None = None
-        self.step: list[int | None] = [None] * n_trials  # the step each trial diverged at
-        self.reason: list[str] = [""] * n_trials
-        self.n_alive = n_trials
-
-    def check(self, losses: Tensor) -> Tensor | None:
-        """Check one optimizer step's losses, shape (K,); return the newly diverged mask, if any.
-
-        The one host sync per step (``bool(bad.any())``).
-        """
-        if self.first is None:
-            self.first = losses.detach().clone()
-            # A first loss of 0 (an exact fit) has no scale: only non-finite losses count then.
-            scale = torch.where(self.first > 0, self.first, torch.full_like(self.first, math.inf))
-            self._limit = self.factor * scale
-            self._limit_1 = float(self._limit[0])
-            self.alive = torch.ones_like(self.first, dtype=torch.bool)
-        if len(self.step) == 1:  # one trial: one host read and plain Python (the common case)
-            value = float(losses[0])
-            hit = self.step[0] is None and (not math.isfinite(value) or value > self._limit_1)
-            bad = self.alive.clone() if hit else None
-        else:
-            bad = self.alive & (~torch.isfinite(losses) | (losses > self._limit))
-            bad = bad if bool(bad.any()) else None  # the one host sync per step
-        newly = None
-        if bad is not None:
-            values = losses.tolist()
-            for k in torch.nonzero(bad).flatten().tolist():
-                self.step[k] = self.steps
-                self.reason[k] = _reason(values[k], float(self.first[k]), self.factor, self.steps)
-            self.alive &= ~bad
-            self.n_alive = int(self.alive.sum())
-            newly = bad
-        self.steps += 1
-        return newly
-
-
-def _reason(loss: float, first: float, factor: float, step: int) -> str:
-    if not math.isfinite(loss):
-        return f"loss {loss} at step {step}"
-    return f"loss {loss:.3g} > {factor:g} x the first loss {first:.3g} at step {step}"
 
 
 def _tensors(batch: Any) -> list[Tensor]:
@@ -217,8 +163,9 @@ class LossRecorder(L.Callback):
         if value is None:
             logged = sorted(k for k in trainer.callback_metrics if not k.startswith("train"))
             raise ContractError(
-                f"metric = {self.metric!r} was never logged: {type(pl_module).__qualname__}."
-                f"validation_step must self.log({self.metric!r}, ...) (it logged {logged})"
+                f"metric = {self.metric!r} was not logged by validation in epoch "
+                f"{trainer.current_epoch}: {type(pl_module).__qualname__}.validation_step must "
+                f"self.log({self.metric!r}, ...) every epoch (validation logged {logged})"
             )
         self._val = [float(value)]
 
@@ -226,12 +173,17 @@ class LossRecorder(L.Callback):
         """Reduce the epoch per trial and write its curves to TensorBoard (one host sync)."""
         if not self._losses:
             return
+        if self._val is not None:
+            self._check_validation(trainer, pl_module)
         per_step = torch.cat(self._losses)  # (steps, K)
         first = self.step - len(per_step)
         # Each trial's steps before its divergence; the epoch it diverged in is not an epoch.
         ends = [self.step if d is None else d for d in self.guard.step]
         index = torch.arange(first, self.step, device=per_step.device).unsqueeze(1)
         mask = index < torch.tensor(ends, device=per_step.device)
+        if not _is_lab_module(pl_module):  # the lab's MSE cannot be negative; a user's loss can
+            lowest = float(torch.where(mask, per_step, torch.zeros_like(per_step)).min())
+            _not_negative(lowest, f"{type(pl_module).__qualname__}.training_step returned", trainer)
         means = _weighted_mean(per_step, self._sizes, mask).tolist()
         keep = [i for i in range(len(per_step)) if (first + i) % self.stride == 0]
         rows = per_step[keep].tolist() if keep else []
@@ -249,6 +201,33 @@ class LossRecorder(L.Callback):
         for log in self.logs:
             log.flush()
         self._losses, self._sizes, self._val = [], [], None
+
+    def _check_validation(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """A non-finite validation metric is a divergence (after the epoch's last step)."""
+        lab = _is_lab_module(pl_module)
+        for k, value in enumerate(self._val):
+            if self.guard.step[k] is None and not math.isfinite(value):
+                name = "the validation loss" if lab else self.metric
+                reason = (
+                    f"{name} {value} after epoch {trainer.current_epoch} (step {self.step - 1})"
+                )
+                mask = self.guard.mark(k, self.step - 1, reason)
+                if lab:
+                    pl_module._on_diverged(mask)
+        if self.guard.n_alive == 0:
+            trainer.should_stop = True
+        if not lab:
+            _not_negative(min(self._val), f"metric = {self.metric!r} was", trainer)
+
+
+def _not_negative(value: float, what: str, trainer: L.Trainer) -> None:
+    """Losses are compared as ratios (x the best), and Lightning's finder stops at 4x its best."""
+    if value < 0:
+        raise ContractError(
+            f"{what} a negative loss ({value:.4g}) in epoch {trainer.current_epoch}: lr_lab ranks "
+            f"losses by their ratio to the best and Lightning's finder stops at 4x its best, so the "
+            f"loss and the metric must be >= 0 (shift a log-likelihood by a bound)"
+        )
 
 
 def _is_lab_module(module: Any) -> bool:

@@ -22,9 +22,12 @@ import lightning as L
 
 from lr_lab.chunked import STEPS_PER_CALL, TrialModule
 from lr_lab.config import ExperimentConfig
+from lr_lab.contract import ContractCheck, contract_error
+from lr_lab.divergence import DivergenceGuard
+from lr_lab.errors import ContractError
 from lr_lab.initial_state import load_initial_state
-from lr_lab.providers import build_datamodule, build_model, builtin_kwargs
-from lr_lab.recorder import MAX_STEP_POINTS, DivergenceGuard, EpochProgress, LossRecorder
+from lr_lab.providers import build_datamodule, build_model, builtin_kwargs, lr_attribute
+from lr_lab.recorder import MAX_STEP_POINTS, EpochProgress, LossRecorder
 from lr_lab.results import TrialResult
 from lr_lab.spec import TrialSpec
 from lr_lab.trainer import apply_threads, make_trainer
@@ -70,8 +73,21 @@ def _run_user_trial(spec: TrialSpec) -> TrialResult:
     datamodule = build_datamodule(cfg, spec.seed)
     guard = DivergenceGuard(1, cfg.trials.divergence_factor)
     recorder = LossRecorder([_run_dir(spec)], guard, cfg.metric)
+    attribute = lr_attribute(module) or "lr"
+    check = ContractCheck(spec.lr, attribute, cfg.metric, set(module.state_dict()))
     L.seed_everything(spec.seed, verbose=False)
-    return fit_and_collect([spec], module, datamodule, recorder, init_sha)[0]
+    try:
+        (result,) = fit_and_collect([spec], module, datamodule, recorder, init_sha, [check])
+    except Exception as err:
+        if (broken := contract_error(module, err)) is None:
+            raise
+        raise broken from err
+    if result.steps == 0:
+        raise ContractError(
+            f"{type(datamodule).__qualname__}.train_dataloader() gave no batches (drop_last with "
+            f"a batch_size larger than the data?)"
+        )
+    return result
 
 
 def _run_dir(spec: TrialSpec) -> str:
@@ -84,6 +100,7 @@ def fit_and_collect(
     datamodule: L.LightningDataModule,
     recorder: LossRecorder,
     init_sha: str,
+    checks: list[L.Callback] | None = None,
 ) -> list[TrialResult]:
     """Fit ``module`` (one trial, or one stacked copy per spec) and return one result per spec.
 
@@ -93,6 +110,7 @@ def fit_and_collect(
         datamodule: The seed's data.
         recorder: The observer (its guard is the module's, for a lab module).
         init_sha: The sha256 of the weights every copy started from.
+        checks: More callbacks (a user module's :class:`~lr_lab.contract.ContractCheck`).
 
     Returns:
         The results; a shared wall time is split evenly between the specs.
@@ -103,7 +121,8 @@ def fit_and_collect(
         cfg,
         root_dir=Path(specs[0].log_dir),
         # Every callback costs on every hook of every step: the progress line only on a terminal.
-        callbacks=[recorder, EpochProgress(label)] if sys.stderr.isatty() else [recorder],
+        callbacks=[*(checks or []), recorder]
+        + ([EpochProgress(label)] if sys.stderr.isatty() else []),
         max_epochs=cfg.trials.max_epochs,
         max_steps=cfg.trials.max_steps,
         has_val=getattr(datamodule, "has_val", None),  # the built-in data may hold out nothing

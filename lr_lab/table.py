@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from lr_lab.comparison import Comparison, Recommendation, Row
-from lr_lab.findings import STUDY_SIZE
+from lr_lab.findings import RECOMMEND_AT, STUDY_SIZE, TRUSTED_RULES
 from lr_lab.results import RunResults
 
 
@@ -146,6 +146,13 @@ def answer(results: RunResults) -> str:
             f"{rec.source.removeprefix('rule ')} most (within 1.5x of the best grid LR on "
             f'{100 * rec.study_hit_rate:.0f}% of {STUDY_SIZE} problem-seeds; README, "Which rule to '
             f'trust"); here it reached {metric} {fmt(rec.loss)}, rank {rec.rank}.'
+        )
+    if not rec and comp.rules:  # the finder ran and read rules
+        trusted = [n for n, hit in TRUSTED_RULES.items() if hit >= RECOMMEND_AT]
+        parts.append(
+            f"No recommendation: no rule that lr_lab's study trusts ({', '.join(trusted)}: "
+            f"within 1.5x of the best grid LR at least {100 * RECOMMEND_AT:.0f}% of the time) "
+            f"gave a suggestion that trained here without divergence."
         )
     if low and (not rec or low.rank != rec.rank):
         parts.append(f"The lowest {metric} observed: LR {_where(low)}, {fmt(low.loss)}.")

@@ -34,6 +34,9 @@ def quiet_lightning() -> None:
         ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
         ".*Trying to infer the `batch_size` from an ambiguous collection.*",
         ".*The number of training batches .* is smaller than the logging interval.*",
+        # The lab stops these fits itself, with one line of its own (lr_lab.contract):
+        ".*configure_optimizers` returned `None`.*",
+        ".*`training_step` returned `None`.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
 

@@ -131,7 +131,7 @@ CONTRACT = {
     ),
     "metric never logged": (
         ["--model.class_path", "tests.user_modules.LogsOtherMetric"],
-        "metric = 'val_loss' was never logged",
+        "metric = 'val_loss' was not logged by validation",
         True,
     ),
 }

@@ -7,6 +7,7 @@ depend on the global RNG being seeded right before the fit; ``TinyData`` shuffle
 
 from __future__ import annotations
 
+import math
 import os
 
 import lightning as L
@@ -100,3 +101,88 @@ class RaisesInStep(TinyNet):
         if self.global_step == 3:
             raise ValueError("bad batch")
         return super().training_step(batch, batch_idx)
+
+
+# Modules that break the contract where only a fit shows it (tests/test_contract.py).
+
+
+class LogsMetricInTraining(TinyNet):
+    """Logs the metric's name from training_step; validation logs nothing."""
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.log("val_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        pass
+
+
+class LogsMetricOnce(TinyNet):
+    """Validates in epoch 0 only: epoch 1 would reuse epoch 0's value."""
+
+    def validation_step(self, batch, batch_idx):
+        if self.current_epoch == 0:
+            super().validation_step(batch, batch_idx)
+
+
+class HardCodedLR(TinyNet):
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+class NoOptimizer(TinyNet):
+    def configure_optimizers(self):
+        return None
+
+
+class TwoOptimizers(TinyNet):
+    def configure_optimizers(self):
+        half = len(list(self.parameters())) // 2
+        params = list(self.parameters())
+        return [
+            torch.optim.SGD(params[:half], lr=self.lr),
+            torch.optim.SGD(params[half:], lr=self.lr),
+        ]
+
+
+class PerSampleLoss(TinyNet):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return (self(x) - y).pow(2).flatten()
+
+
+class DictWithoutLoss(TinyNet):
+    def training_step(self, batch, batch_idx):
+        return {"mse": super().training_step(batch, batch_idx)}
+
+
+class NegativeLoss(TinyNet):
+    """A log-likelihood-like loss below 0."""
+
+    def training_step(self, batch, batch_idx):
+        return super().training_step(batch, batch_idx) - 10.0
+
+
+class LayerInSetup(TinyNet):
+    def setup(self, stage: str) -> None:
+        self.head = nn.Linear(1, 1)
+
+    def forward(self, x):
+        return self.head(self.net(x))
+
+
+class InfiniteValidation(TinyNet):
+    """Trains fine, but its validation metric is inf at learning rates above 0.06."""
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.mse_loss(self(x), y)
+        self.log("val_loss", loss * math.inf if self.lr > 0.06 else loss)
+
+
+class NoBatches(TinyData):
+    """drop_last with a batch larger than the data: an epoch of nothing."""
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=1000, drop_last=True)
