@@ -105,7 +105,7 @@ def todo(inv: Invocation, results: RunResults, run_dir: Path) -> Todo:
     unsound = [
         t for t in results.trials if not t.diverged and not _finite(t.train_loss + t.val_loss)
     ]
-    if unsound:  # an lr_lab before 0.2.0 kept a non-finite metric without calling it divergence
+    if unsound:  # an earlier lr_lab kept a non-finite metric without calling it divergence
         results.trials = [t for t in results.trials if t not in unsound]  # trained again
     if unsound or results.status != "complete" or plan_pending(inv.cfg, results, run_dir):
         return Todo(training=True, report=["all"])

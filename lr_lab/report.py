@@ -8,6 +8,7 @@ deleted by hand) and draw the report again. The console text lives in :mod:`lr_l
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 from lr_lab.plots import plot_loss_curves, plot_lr_finder, plot_lr_sweep
@@ -30,12 +31,15 @@ def write_report(results: RunResults, run_dir: Path) -> list[Path]:
         The PNG files written.
     """
     clean_scratch(run_dir)
-    pngs = [plot_loss_curves(results, run_dir / "loss_curves.png")]
-    if results.finders:
-        pngs += [
-            plot_lr_finder(results, run_dir / "lr_finder.png"),
-            plot_lr_sweep(results, run_dir / "lr_sweep.png"),
-        ]
+    with warnings.catch_warnings():
+        # Matplotlib widens a flat curve's empty axis range itself, and says so on stderr.
+        warnings.filterwarnings("ignore", message=".*identical low and high .*lims.*")
+        pngs = [plot_loss_curves(results, run_dir / "loss_curves.png")]
+        if results.finders:
+            pngs += [
+                plot_lr_finder(results, run_dir / "lr_finder.png"),
+                plot_lr_sweep(results, run_dir / "lr_sweep.png"),
+            ]
     files = pngs + write_tensorboard(results, run_dir, pngs)
     results.report = {str(p.relative_to(run_dir)): _sha256(p) for p in files}
     return pngs

@@ -67,7 +67,7 @@ def test_a_non_finite_validation_metric_is_a_divergence_and_the_report_is_drawn(
 
 
 def test_a_record_with_a_non_finite_loss_is_trained_again_on_resume(tmp_path):
-    # What lr_lab 0.1 wrote for such a trial (no divergence, a null val loss) and then could
+    # What an earlier lr_lab wrote for such a trial (no divergence, a null val loss) and then could
     # not draw: --resume trains it again and finishes the report.
     args = [*USER_ARGS, "--model.class_path", "tests.user_modules.InfiniteValidation"]
     assert run_cli([*args, "--trials.lrs", "[0.05, 0.08]", "--out", str(tmp_path)])[0] == 0
