@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 import typing
 from argparse import ArgumentError
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -38,6 +39,9 @@ class Invocation:
     config_name: str = "default"
     print_config: bool = False
     problems: list[str] = field(default_factory=list)
+    init_text: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per section, the command-line text of each ``--model.init_args.k v`` (see
+    :func:`lr_lab.init_args.convert_init_args`)."""
 
 
 def build_parser() -> ArgumentParser:
@@ -116,6 +120,8 @@ def _one_line(err: Exception, parser: ArgumentParser, argv: list[str]) -> str:
         return f"{key}: unknown key{_did_you_mean(key, parser)}"
     if m := re.search(r"Key '([\w.]+)' is not expected", text):
         return f"{m.group(1)}: unknown key{_did_you_mean(m.group(1), parser)}"
+    if m := re.search(r"Option '([\w.]+)' is not accepted", text):  # an unknown group in a file
+        return f"{m.group(1)}: unknown key{_did_you_mean(m.group(1), parser)}"
     if m := re.search(r"[Uu]nrecognized arguments: (\S+)", text):
         token = m.group(1)
         if not token.startswith("--"):
@@ -139,7 +145,9 @@ def _one_line(err: Exception, parser: ArgumentParser, argv: list[str]) -> str:
     return text
 
 
-def _parse_collecting(parser: ArgumentParser, argv: list[str]) -> tuple[Namespace, list[str]]:
+def _parse_collecting(
+    parser: ArgumentParser, argv: list[str], found: list[str]
+) -> tuple[Namespace, list[str]]:
     """Parse, collecting every type error and unknown option instead of stopping at the first.
 
     Unknown options are found first, against the parser's keys. jsonargparse then reports one
@@ -147,8 +155,13 @@ def _parse_collecting(parser: ArgumentParser, argv: list[str]) -> tuple[Namespac
     back to the config file or default) and parsing is tried again. A bad key or value inside a
     YAML file cannot be stepped over: parsing stops there.
 
+    Args:
+        parser: The parser.
+        argv: The command line, class keys taken out.
+        found: Problems found before parsing, reported after the unknown options.
+
     Raises:
-        UsageError: A problem that cannot be stepped over.
+        UsageError: A problem that cannot be stepped over (with every other one found).
     """
     args, problems = list(argv), []
     keys = set(known_keys(parser))
@@ -157,6 +170,7 @@ def _parse_collecting(parser: ArgumentParser, argv: list[str]) -> tuple[Namespac
         if option.startswith("--") and option[2:] not in keys:
             problems.append(f"{option}: unknown option{_did_you_mean(option[2:], parser)}")
             args = drop_option(args, option)
+    problems += found
     for _ in range(MAX_PARSE_ERRORS):
         try:
             return parser.parse_args(args), problems
@@ -164,8 +178,9 @@ def _parse_collecting(parser: ArgumentParser, argv: list[str]) -> tuple[Namespac
             problems.append(_one_line(err, parser, args))
             text = " ".join(str(err).split())
             if stray := re.search(r"[Uu]nrecognized arguments: (.*)", text):
-                tokens = stray.group(1).split()
-                args = [a for a in args if a not in tokens]
+                for token in stray.group(1).split():  # once each: "1" may also be a value
+                    if token in args:
+                        args.remove(token)
                 continue
             m = re.search(r'Parser key "([\w.]+)":', text)
             option = f"--{m.group(1)}" if m else ""
@@ -212,8 +227,9 @@ def parse_args(argv: list[str], parser: ArgumentParser | None = None) -> Invocat
     print_config = "--print_config" in argv
     argv = [a for a in argv if a != "--print_config"]
     config_name = Path(option_value(argv, "--config") or DEFAULT_CONFIG).stem
-    argv, specs = extract_class_specs(argv)
-    ns, problems = _parse_collecting(parser, argv)
+    argv, extra = _one_value_each(argv)
+    argv, specs, class_problems = extract_class_specs(argv)
+    ns, problems = _parse_collecting(parser, argv, [*extra, *class_problems])
     values = {k: v for k, v in ns.clone().as_dict().items() if k not in RUN_OPTIONS}
     try:
         built = parser.instantiate(Namespace(**{k: ns[k] for k in values}))
@@ -231,4 +247,44 @@ def parse_args(argv: list[str], parser: ArgumentParser | None = None) -> Invocat
         config_name=config_name,
         print_config=print_config,
         problems=problems,
+        init_text={section: spec["text"] for section, spec in specs.items()},
     )
+
+
+def _one_value_each(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Words after an option's value, one line each; such a list option is dropped.
+
+    Every option takes exactly one value, so ``--seeds 0 1`` is the list option ``--seeds`` given
+    two words: one line says how to give a list (``--seeds '[0, 1]'``). After any other option,
+    the extra words are stray arguments. Left to jsonargparse, the extra words would be misread
+    (and a stray ``1`` taken for another option's value).
+    """
+    out: list[str] = []
+    problems: list[str] = []
+    types = key_types()
+    i = 0
+    while i < len(argv):
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith("--"):
+            j += 1
+        key, eq, inline = argv[i].partition("=")
+        words = ([inline] if eq else []) + argv[i + 1 : j]
+        if not key.startswith("--"):
+            stray, keep = argv[i:j], []
+        else:
+            stray, keep = words[1:], [argv[i]] if eq else argv[i : min(j, i + 2)]
+        name = key[2:]
+        if stray and (".init_args." in name or "list" in str(types.get(name, ""))):
+            example = shlex.quote(f"[{', '.join(words)}]")
+            problems.append(
+                f"{key} {' '.join(words)}: takes one value; give a list as one YAML/JSON "
+                f"value: {key} {example}"
+            )
+            keep = []  # its first word alone is no list: that error would only repeat this one
+        elif stray:
+            quoted = ", ".join(repr(word) for word in stray)
+            plural = "s" if len(stray) > 1 else ""
+            problems.append(f"unexpected argument{plural} {quoted} (options look like --key value)")
+        out += keep
+        i = j
+    return out, problems

@@ -91,7 +91,7 @@ def _merge_spec(specs: dict[str, dict[str, Any]], section: str, given: dict[str,
         if class_path is not None and not isinstance(class_path, str):
             raise UsageError(f"{key}.class_path = {class_path!r}: expected a dotted class name")
         if class_path != spec["class_path"]:
-            spec["init_args"] = {}
+            spec["init_args"], spec["text"] = {}, {}
         spec["class_path"] = class_path
     if "init_args" in given:
         init_args = given["init_args"]
@@ -102,23 +102,55 @@ def _merge_spec(specs: dict[str, dict[str, Any]], section: str, given: dict[str,
                 f"{key}.init_args = {init_args!r}: expected a mapping, e.g. {{hidden: 64}}"
             )
         spec["init_args"].update(init_args)
+        for name in init_args:  # a later value wins over an earlier one's command-line text
+            spec["text"].pop(name, None)
 
 
-def extract_class_specs(argv: list[str]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+def _file_spec(part: Any, section: str, path: Path) -> dict[str, Any] | None:
+    """A config file's ``model:``/``data:`` value as ``{class_path, init_args}`` keys to apply.
+
+    ``model: pkg.Class`` is LightningCLI's shorthand for ``{class_path: pkg.Class}``; ``null`` is
+    the built-in. Returns None for a mapping (its keys are taken out by the caller).
+    """
+    if isinstance(part, dict):
+        return None
+    if part is None or isinstance(part, str):
+        return {"class_path": part or None}
+    raise UsageError(
+        f"{section} = {part!r} in {path}: expected a mapping of keys or a class path "
+        "like mypkg.nets.Net"
+    )
+
+
+def extract_class_specs(
+    argv: list[str],
+) -> tuple[list[str], dict[str, dict[str, Any]], list[str]]:
     """Take ``model``/``data`` ``class_path`` and ``init_args`` out of argv and config files.
 
     Left to right, as jsonargparse reads them: ``--config FILE`` (its ``model:``/``data:``
-    class keys), ``--model.class_path X`` (or ``--model X``), ``--model.init_args '{k: v}'`` and
-    ``--model.init_args.k v``; the same for ``data``. Each config file is replaced by its
-    content without those keys, so jsonargparse sees only the dataclass fields.
+    class keys, or ``model: pkg.Class``), ``--model.class_path X`` (or ``--model X``),
+    ``--model.init_args '{k: v}'`` and ``--model.init_args.k v``; the same for ``data``. Each
+    config file is replaced by its content without those keys, so jsonargparse sees only the
+    dataclass fields.
 
     Returns:
-        The remaining argv, and per section ``{"class_path": ..., "init_args": {...}}``.
+        The remaining argv; per section ``{"class_path": ..., "init_args": {...}, "text":
+        {...}}``, where ``text`` keeps the command-line text of each ``--model.init_args.k v``
+        (converted later by the class's type hints, as LightingCLI does); and one line per
+        unusable value.
     """
     specs: dict[str, dict[str, Any]] = {
-        s: {"class_path": None, "init_args": {}} for s in CLASS_SECTIONS
+        s: {"class_path": None, "init_args": {}, "text": {}} for s in CLASS_SECTIONS
     }
     out: list[str] = []
+    problems: list[str] = []
+
+    def merge(section: str, given: dict[str, Any], key: str) -> None:
+        try:
+            _merge_spec(specs, section, given, key)
+        except UsageError as err:
+            problems.append(str(err))
+
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -130,31 +162,48 @@ def extract_class_specs(argv: list[str]) -> tuple[list[str], dict[str, dict[str,
             path = resolve_config(value)
             data = read_yaml_mapping(path, "--config")
             for section in CLASS_SECTIONS:
-                part = data.get(section)
-                if isinstance(part, dict):
+                if section not in data:
+                    continue
+                part = data[section]
+                try:
+                    shorthand = _file_spec(part, section, path)
+                except UsageError as err:
+                    problems.append(str(err))
+                    del data[section]
+                    continue
+                if shorthand is not None:
+                    del data[section]
+                    merge(section, shorthand, section)
+                else:
                     given = {k: part.pop(k) for k in ("class_path", "init_args") if k in part}
-                    _merge_spec(specs, section, given, section)
+                    merge(section, given, section)
             out += ["--config", yaml.safe_dump(data) if data else "{}"]
             i += step
             continue
         section, _, rest = name.removeprefix("--").partition(".")
         if name.startswith("--") and section in CLASS_SECTIONS and value is not None:
             if rest in ("", "class_path"):
-                _merge_spec(specs, section, {"class_path": value}, section)
+                merge(section, {"class_path": value}, section)
             elif rest == "init_args":
-                _merge_spec(specs, section, {"init_args": _class_value(value, name[2:])}, section)
+                try:
+                    merge(section, {"init_args": _class_value(value, name[2:])}, section)
+                except UsageError as err:
+                    problems.append(str(err))
             elif rest.startswith("init_args."):
                 arg = rest.removeprefix("init_args.")
-                _merge_spec(
-                    specs, section, {"init_args": {arg: _class_value(value, name[2:])}}, section
-                )
+                try:
+                    loaded = _class_value(value, name[2:])
+                except UsageError:
+                    loaded = value  # not YAML, but a fine string (a str parameter takes it)
+                merge(section, {"init_args": {arg: loaded}}, section)
+                specs[section]["text"][arg] = value
             else:
                 out += argv[i : i + step]
             i += step
             continue
         out.append(token)
         i += 1
-    return out, specs
+    return out, specs, problems
 
 
 def override_argv(keys: dict[str, Any]) -> list[str]:

@@ -4,9 +4,11 @@ A user's classes are named LightningCLI-style (``class_path`` + ``init_args``) a
 the contract Lightning's own LR finder relies on: the learning rate is an attribute ``lr`` or
 ``learning_rate`` (on the module or in ``hparams``) that ``configure_optimizers`` reads;
 ``training_step`` returns the loss; ``validation_step`` logs ``cfg.metric``. What can be checked
-before a run folder exists (import, ``init_args``, the LR attribute, parameters that exist after
-``__init__``) is checked by :func:`check_user_classes`; the rest stops the run at the step that
-reveals it (:class:`~lr_lab.errors.ContractError`, raised by the recorder).
+before a run folder exists (import, ``init_args``, the hooks the base classes leave undefined,
+automatic optimization, the LR attribute, parameters that exist after ``__init__``) is checked by
+:func:`check_user_classes` (the ``init_args`` types by :mod:`lr_lab.init_args`); the rest stops
+the run at the step that reveals it (:class:`~lr_lab.errors.ContractError`, raised by the
+recorder).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from lr_lab.errors import ProviderError
 from lr_lab.model import RegressionModule
 
 LR_ATTRIBUTES = ("lr", "learning_rate")
+# What Lightning's base classes only warn or fail about: a class must define these itself.
+MODULE_HOOKS = ("training_step", "configure_optimizers")
+DATA_HOOKS = ("train_dataloader",)
 
 
 def import_class(path: str, key: str, base: type) -> type:
@@ -38,6 +43,11 @@ def import_class(path: str, key: str, base: type) -> type:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
+    except SystemExit as err:  # a script's sys.exit() at import (a Ctrl-C stays an interrupt)
+        code = "" if err.code is None else repr(err.code)
+        raise ProviderError(
+            f"{key} = {path!r}: importing {module_name}: it called sys.exit({code})"
+        ) from None
     except Exception as err:  # ImportError, or anything the user's module raises on import
         raise ProviderError(
             f"{key} = {path!r}: cannot import {module_name} ({type(err).__name__}: "
@@ -99,30 +109,54 @@ def set_lr(module: L.LightningModule, lr: float) -> None:
     lightning_setattr(module, attribute, lr)
 
 
+def _missing_hooks(obj: Any, base: type, hooks: tuple[str, ...], key: str, path: str) -> None:
+    """Refuse an object that leaves a hook to ``base``, whose own only warns or fails."""
+    missing = [
+        hook
+        for hook in hooks
+        if (impl := getattr(obj, hook, None)) is None
+        or getattr(impl, "__func__", None) is getattr(base, hook)
+    ]
+    if missing:
+        named = ", ".join(f"{hook}()" for hook in missing)
+        raise ProviderError(f"{key} = {path!r}: {type(obj).__qualname__} does not define {named}")
+
+
 def check_user_classes(cfg: ExperimentConfig) -> list[str]:
     """Import and try the user's classes; one line per problem (empty for the built-ins)."""
     problems = []
     if not cfg.builtin_model:
+        key, path = "model.class_path", cfg.model.class_path
         try:
             module = build_user_model(cfg)
+            _missing_hooks(module, L.LightningModule, MODULE_HOOKS, key, path)
+            name = type(module).__qualname__
+            if not module.automatic_optimization:
+                problems.append(
+                    f"{key} = {path!r}: {name} sets automatic_optimization = False; the lab and "
+                    "Lightning's LR finder need automatic optimization (the finder never moves "
+                    "a manual optimizer's learning rate)"
+                )
             if lr_attribute(module) is None:
                 problems.append(
-                    f"model.class_path = {cfg.model.class_path!r}: {type(module).__qualname__} has "
-                    "no learning-rate attribute: set self.lr (or self.learning_rate, or save it "
-                    "in hparams) in __init__ and read it in configure_optimizers"
+                    f"{key} = {path!r}: {name} has no learning-rate attribute: set self.lr (or "
+                    "self.learning_rate, or save it in hparams) in __init__ and read it in "
+                    "configure_optimizers"
                 )
             state = module.state_dict()
             if not state or any(_uninitialized(v) for v in state.values()):
                 problems.append(
-                    f"model.class_path = {cfg.model.class_path!r}: {type(module).__qualname__} "
-                    "has no (initialised) parameters after __init__; the lab checkpoints the "
-                    "initial weights right after construction, so build layers in __init__"
+                    f"{key} = {path!r}: {name} has no (initialised) parameters after __init__; "
+                    "the lab checkpoints the initial weights right after construction, so build "
+                    "layers in __init__"
                 )
         except ProviderError as err:
             problems.append(str(err))
     if not cfg.builtin_data:
+        key, path = "data.class_path", cfg.data.class_path
         try:
-            build_datamodule(cfg, seed=cfg.seed_list[0])
+            datamodule = build_datamodule(cfg, seed=cfg.seed_list[0])
+            _missing_hooks(datamodule, L.LightningDataModule, DATA_HOOKS, key, path)
         except ProviderError as err:
             problems.append(str(err))
     return problems

@@ -2,8 +2,9 @@
 
 Light checks (types, ranges, the CSV file, memory) need neither torch nor Lightning and answer in
 well under a second; if they find anything, that is reported at once. Only then come the checks
-that must import something: the user's classes (import, ``init_args``, the LR attribute), the
-accelerator, an ``--init`` checkpoint, and a ``--resume`` folder's records.
+that must import something: the user's classes (import, ``init_args`` and their types, the
+hooks, the LR attribute), the accelerator, an ``--init`` checkpoint, and a ``--resume`` folder's
+records.
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ def heavy_problems(inv: Invocation) -> list[str]:
         )
     if cfg.builtin_model and cfg.builtin_data and inv.init is None:
         return problems  # nothing else to import and try
+    from lr_lab.init_args import convert_user_init_args
     from lr_lab.providers import build_model, check_user_classes
 
+    # Converted first: the classes are then tried with the values config.yaml will record.
+    if bad := convert_user_init_args(cfg, inv.init_text):
+        return problems + bad
     problems += check_user_classes(cfg)
     if problems or inv.init is None or inv.resume is not None:
         return problems
