@@ -37,7 +37,9 @@ class Invocation:
     init: str | None = None
     resume: str | None = None
     config_name: str = "default"
-    print_config: bool = False
+    print_config: str | None = None
+    """``check`` (``--print_config``: the config as a run would use it, checked like a run),
+    ``skip_check`` (``--print_config=skip_check``: as parsed, unchecked, as in LightningCLI)."""
     problems: list[str] = field(default_factory=list)
     init_text: dict[str, dict[str, str]] = field(default_factory=dict)
     """Per section, the command-line text of each ``--model.init_args.k v`` (see
@@ -52,6 +54,8 @@ def build_parser() -> ArgumentParser:
         description="Train a model at several fixed learning rates from one initial checkpoint, "
         "run Lightning's LR finder from the same checkpoint, train its suggestions, and compare. "
         f"Bundled configs (--config NAME): {', '.join(bundled_configs())} in {CONFIG_DIR}.",
+        epilog="--print_config prints the config a run would use, checked, as YAML, and exits "
+        "(--print_config=skip_check: as parsed, unchecked).",
         exit_on_error=False,
         allow_abbrev=False,
         default_config_files=[str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else None,
@@ -224,8 +228,7 @@ def parse_args(argv: list[str], parser: ArgumentParser | None = None) -> Invocat
         UsageError: Problems that leave no config to check further.
     """
     parser = parser or build_parser()
-    print_config = "--print_config" in argv
-    argv = [a for a in argv if a != "--print_config"]
+    print_config, argv = _print_config_option(argv)
     config_name = Path(option_value(argv, "--config") or DEFAULT_CONFIG).stem
     argv, extra = _one_value_each(argv)
     argv, specs, class_problems = extract_class_specs(argv)
@@ -249,6 +252,22 @@ def parse_args(argv: list[str], parser: ArgumentParser | None = None) -> Invocat
         problems=problems,
         init_text={section: spec["text"] for section, spec in specs.items()},
     )
+
+
+def _print_config_option(argv: list[str]) -> tuple[str | None, list[str]]:
+    """``--print_config`` / ``--print_config=skip_check`` taken out of ``argv``."""
+    mode = None
+    rest = []
+    for arg in argv:
+        if arg == "--print_config":
+            mode = "check"
+        elif arg.startswith("--print_config="):
+            mode = arg.split("=", 1)[1]
+            if mode != "skip_check":
+                raise UsageError(f"--print_config={mode}: unknown mode (only skip_check)")
+        else:
+            rest.append(arg)
+    return mode, rest
 
 
 def _one_value_each(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -51,6 +51,9 @@ def _main(argv: list[str], console: Console) -> int:
         for line in str(err).splitlines():
             error(line)
         return exit_code(err)
+    except KeyboardInterrupt:  # raised by a user's class while it is imported or tried
+        error("interrupted (KeyboardInterrupt) before the run started; nothing written")
+        return 128 + signal.SIGINT
     if (code := _stopped_early()) is not None:
         return code
     if inv.print_config:

@@ -101,14 +101,17 @@ def validate(argv: list[str]) -> Invocation:
     """Parse and check the command line; raise :class:`UsageError` listing every problem.
 
     For ``--resume DIR`` the run's own ``config.yaml`` is parsed instead, and no other option
-    is accepted.
+    is accepted. ``--print_config`` is checked like a run (``--out`` aside);
+    ``--print_config=skip_check`` is not checked at all.
     """
     inv = _parse(argv)
-    if inv.print_config:
+    if inv.print_config == "skip_check":
         return inv
     if problems := light_problems(inv):
         raise UsageError("\n".join(problems))
-    if inv.resume is None and (why := check_out_dir(Path(inv.out))):
+    # --print_config shows what a run would use (init_args converted), so it is checked as one;
+    # only --out is not tried, as nothing is written.
+    if not inv.print_config and inv.resume is None and (why := check_out_dir(Path(inv.out))):
         raise UsageError(why)
     if problems := heavy_problems(inv):
         raise UsageError("\n".join(problems))

@@ -197,6 +197,9 @@ def test_print_config(capsys):
     assert main(["--print_config", "--trials.max_epochs", "4"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["trials"]["max_epochs"] == 4 and printed["trials"]["lrs"] == [0.01, 0.5, 0.0001]
+    # Checked as a run would be: a value a run refuses is not printed as if it were usable.
+    assert main(["--print_config", "--trials.max_epochs", "0"]) == 2
+    assert "trials.max_epochs = 0" in capsys.readouterr().err
 
 
 def test_repeats_over_seeds_report_spread(tmp_path):

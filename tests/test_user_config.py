@@ -102,6 +102,22 @@ def test_every_bad_init_arg_is_reported_at_once(tmp_path):
     ]
 
 
+def test_print_config_shows_the_converted_values_and_refuses_bad_ones(tmp_path):
+    # As LightningCLI's --print_config: the config a run would use, checked like one.
+    code, printed, err = run_cli([*ARGS, "--model.init_args.wd", "1e-4", "--print_config"])
+    assert code == 0, err
+    assert yaml.safe_load(printed)["model"]["init_args"]["wd"] == 1e-4
+    lines = refused([*ARGS, "--model.init_args.hidden", "4.5", "--print_config"], tmp_path)
+    assert lines == ["model.init_args.hidden = 4.5: expected int"]
+    # skip_check prints what was parsed, unchecked and unconverted.
+    args = [*ARGS, "--model.init_args.hidden", "4.5", "--print_config=skip_check"]
+    code, printed, err = run_cli(args)
+    assert code == 0 and yaml.safe_load(printed)["model"]["init_args"]["hidden"] == 4.5, err
+    assert refused(["--print_config=yes"], tmp_path) == [
+        "--print_config=yes: unknown mode (only skip_check)"
+    ]
+
+
 def test_converted_values_are_what_the_run_records_and_resume_reads(tmp_path):
     code, _, err = run_cli([*ARGS, "--model.init_args.wd", "1e-4", "--out", str(tmp_path)])
     assert code == 0, err
@@ -162,6 +178,25 @@ def test_ctrl_c_at_import_stays_an_interrupt(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         validate([*ARGS, "--model.class_path", "um_ctrl_c.Net", "--out", str(tmp_path)])
     sys.modules.pop("um_ctrl_c", None)
+
+
+def test_keyboard_interrupt_from_a_users_init_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "um_kbi.py").write_text(
+        "import lightning as L\n"
+        "class Net(L.LightningModule):\n"
+        "    def __init__(self, lr: float = 0.1):\n"
+        "        super().__init__()\n"
+        "        raise KeyboardInterrupt\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "runs"
+    code, printed, err = run_cli([*ARGS, "--model.class_path", "um_kbi.Net", "--out", str(out)])
+    sys.modules.pop("um_kbi", None)
+    assert code == 130 and printed == "" and not any(out.iterdir())
+    assert (
+        err
+        == "lr-lab: error: interrupted (KeyboardInterrupt) before the run started; nothing written\n"
+    )
 
 
 @pytest.mark.parametrize(
