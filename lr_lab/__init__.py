@@ -6,10 +6,10 @@ finder's suggestion holds up; or, from Python, ``lr_lab.run(config)`` (``lr_lab.
 finishes a stopped one).
 """
 
-from lr_lab.errors import UsageError
+from lr_lab.errors import LabError, UsageError
 
 __version__ = "0.2.0"
-__all__ = ["UsageError", "resume", "run"]
+__all__ = ["LabError", "UsageError", "resume", "run"]
 
 
 def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201

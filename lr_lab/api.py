@@ -66,6 +66,11 @@ def _argv(config: Any, overrides: dict[str, Any] | None, tmp: Path) -> tuple[lis
         raise UsageError(
             f"config: expected a path, a dict or an ExperimentConfig, got {type(config).__name__}"
         )
+    if not isinstance(overrides, dict | None):
+        raise UsageError(
+            f"overrides: expected a dict of dotted keys, e.g. {{'trials.max_epochs': 5}}, "
+            f"got {type(overrides).__name__}"
+        )
     overrides = {k: plain_data(v, k) for k, v in (overrides or {}).items()}
     return argv + override_argv(overrides), name
 
@@ -93,6 +98,8 @@ def run(
 
     Raises:
         UsageError: Bad input (nothing written).
+        LabError: Any other failure the command line reports in one line (the message is that
+            line): a trial that breaks the module contract, a full disk, ... (UsageError is one).
         KeyboardInterrupt: Stopped by Ctrl-C; the run folder says ``interrupted`` and can be
             finished with :func:`resume` (or ``lr-lab --resume`` when its classes import).
     """
@@ -101,7 +108,12 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         argv, name = _argv(config, overrides, Path(tmp))
         argv += ["--out", str(out)] + (["--init", str(init)] if init else [])
-        inv = validate(argv)
+        try:
+            inv = validate(argv)
+        except UsageError as err:  # a dict config went through a file the caller never saw
+            raise UsageError(
+                str(err).replace(f"in {Path(tmp) / 'config.yaml'}", "in config")
+            ) from None
     inv.config_name = name
     return _launch(inv, quiet)
 
@@ -121,6 +133,8 @@ def resume(run_dir: str | Path, *, quiet: bool = False):
 
     Raises:
         UsageError: Not a run folder, or its config was edited since it started.
+        LabError: A damaged ``results.json`` (``ResultsError``), a folder in use by another
+            process (``RunDirError``), or any other failure the command line reports in one line.
         KeyboardInterrupt: Stopped again by Ctrl-C; call ``resume`` again.
     """
     from lr_lab.validate import validate

@@ -34,6 +34,16 @@ def _finite_positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+# A learning rate reaches float32 parameters: above this torch refuses it mid-step ("cannot be
+# converted to type float without overflow"), below it the LR is 0 and the trial never moves.
+LR_RANGE = (1.1754944e-38, 3.4028235e38)  # float32's normal numbers
+LR_RANGE_TEXT = "learning rates must be finite and in float32's range 1.2e-38..3.4e38"
+
+
+def _lr_ok(value: Any) -> bool:
+    return _finite_positive(value) and LR_RANGE[0] <= value <= LR_RANGE[1]
+
+
 def available_memory() -> int | None:
     """Bytes of memory this machine can still give (``MemAvailable``), or None if unknown."""
     try:
@@ -205,9 +215,9 @@ def _check_trials(cfg: ExperimentConfig, bad: Any) -> None:
     if not t.lrs:
         bad("trials.lrs", t.lrs, "give at least one learning rate")
     for i, lr in enumerate(t.lrs):
-        if not _finite_positive(lr):
-            bad(f"trials.lrs[{i}]", lr, "learning rates must be finite and > 0")
-    finite = [lr for lr in t.lrs if _finite_positive(lr)]
+        if not _lr_ok(lr):
+            bad(f"trials.lrs[{i}]", lr, LR_RANGE_TEXT)
+    finite = [lr for lr in t.lrs if _lr_ok(lr)]
     dupes = sorted({lr for lr in finite if finite.count(lr) > 1})
     if dupes:
         bad("trials.lrs", t.lrs, f"duplicate learning rates {dupes}")
@@ -247,9 +257,9 @@ def _check_finder(cfg: ExperimentConfig, bad: Any) -> None:
     if not f.enabled:
         return
     for key, value in (("finder.min_lr", f.min_lr), ("finder.max_lr", f.max_lr)):
-        if not _finite_positive(value):
-            bad(key, value, "must be finite and > 0")
-    if _finite_positive(f.min_lr) and _finite_positive(f.max_lr) and f.min_lr >= f.max_lr:
+        if not _lr_ok(value):
+            bad(key, value, LR_RANGE_TEXT)
+    if _lr_ok(f.min_lr) and _lr_ok(f.max_lr) and f.min_lr >= f.max_lr:
         bad("finder.min_lr", f.min_lr, f"must be below finder.max_lr = {f.max_lr!r}")
     if f.num_training < MIN_FINDER_STEPS:
         bad("finder.num_training", f.num_training, f"must be >= {MIN_FINDER_STEPS}: Lightning's "

@@ -9,7 +9,7 @@ command line and the config files here, before jsonargparse sees them, and put b
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 CLASS_SECTIONS = ("model", "data")
+# The other sections are plain dataclasses: a file or --trials must give them a mapping.
+SECTIONS = tuple(
+    f.name
+    for f in fields(ExperimentConfig)
+    if is_dataclass(getattr(ExperimentConfig(), f.name)) and f.name not in CLASS_SECTIONS
+)
 
 
 def bundled_configs() -> list[str]:
@@ -177,6 +183,7 @@ def extract_class_specs(
                 else:
                     given = {k: part.pop(k) for k in ("class_path", "init_args") if k in part}
                     merge(section, given, section)
+            problems += _drop_unusable_keys(data, f"in {path}")
             out += ["--config", yaml.safe_dump(data) if data else "{}"]
             i += step
             continue
@@ -201,9 +208,40 @@ def extract_class_specs(
                 out += argv[i : i + step]
             i += step
             continue
+        if section in SECTIONS and not rest and value is not None:
+            try:
+                given = {section: _class_value(value, section)}
+            except UsageError as err:
+                problems.append(str(err))
+                given = {}
+            if bad := _drop_unusable_keys(given, "on the command line"):
+                problems += bad
+                i += step
+                continue
         out.append(token)
         i += 1
     return out, specs, problems
+
+
+def _drop_unusable_keys(data: dict[str, Any], where: str) -> list[str]:
+    """One line per section that is not a mapping and per ``__dunder__`` key, each dropped.
+
+    Left in, jsonargparse reports them with messages that name no key.
+    """
+    problems = []
+    for key in list(data):
+        if str(key).startswith("__"):
+            problems.append(f"{key} {where}: unknown key")
+        elif key in SECTIONS and not isinstance(data[key], dict):
+            problems.append(
+                f"{key} = {'null' if data[key] is None else repr(data[key])} {where}: "
+                "expected a mapping of its keys, "
+                f"e.g. {key}: {{{next(iter(asdict(getattr(ExperimentConfig(), key))))}: ...}}"
+            )
+        else:
+            continue
+        del data[key]
+    return problems
 
 
 def override_argv(keys: dict[str, Any]) -> list[str]:

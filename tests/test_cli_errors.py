@@ -67,9 +67,16 @@ CASES = {
     ),
     "negative lr": (
         ["--trials.lrs", "[0.1, -1.0]"],
-        "trials.lrs[1] = -1.0: learning rates must be finite and > 0",
+        "trials.lrs[1] = -1.0: learning rates must be finite and in float32's range",
     ),
     "zero lr": (["--trials.lrs", "[0.0]"], "trials.lrs[0] = 0.0"),
+    # Beyond float32 torch refuses the LR mid-step; below it the LR is 0 and nothing trains.
+    "lr beyond float32": (["--trials.lrs", "[1e39]"], "trials.lrs[0] = 1e+39: learning rates"),
+    "lr below float32": (["--trials.lrs", "[1e-50]"], "trials.lrs[0] = 1e-50: learning rates"),
+    "finder max_lr beyond float32": (
+        ["--finder.max_lr", "1e308"],
+        "finder.max_lr = 1e+308: learning rates must be finite and in float32's range",
+    ),
     "no lrs": (["--trials.lrs", "[]"], "trials.lrs = []"),
     "duplicate lrs": (["--trials.lrs", "[0.1, 0.1]"], "duplicate learning rates [0.1]"),
     "lrs naming one trial": (
@@ -94,7 +101,7 @@ CASES = {
         ["--finder.min_lr", "0.5", "--finder.max_lr", "0.1"],
         "finder.min_lr = 0.5: must be below finder.max_lr",
     ),
-    "min_lr zero": (["--finder.min_lr", "0"], "finder.min_lr = 0.0: must be finite and > 0"),
+    "min_lr zero": (["--finder.min_lr", "0"], "finder.min_lr = 0.0: learning rates must be"),
     "num_training too small": (
         ["--finder.num_training", "12"],
         "finder.num_training = 12: must be >= 13",
@@ -104,6 +111,14 @@ CASES = {
     "missing config": (["--config", "{tmp}/nope.yaml"], "nope.yaml: file not found"),
     "invalid yaml": (["--config", "yaml:data: [\n"], "not valid YAML"),
     "yaml not a mapping": (["--config", "yaml:- 1\n- 2\n"], "expected a mapping"),
+    # Left to jsonargparse these named no key ("functools.partial(...) argument after **").
+    "section not a mapping": (
+        ["--config", "yaml:trials: 5\n"],
+        "trials = 5 in {tmp}/cfg.yaml: expected a mapping of its keys, e.g. trials: {lrs: ...}",
+    ),
+    "section null": (["--config", "yaml:finder: null\n"], "finder = null in"),
+    "section on the command line": (["--trials", "5"], "trials = 5 on the command line"),
+    "dunder key": (["--config", "yaml:__path__: x\n"], "__path__ in {tmp}/cfg.yaml: unknown key"),
     "missing csv": (
         ["--data.csv_path", "{tmp}/nope.csv"],
         "data.csv_path = '{tmp}/nope.csv': file not found",

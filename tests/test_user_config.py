@@ -261,6 +261,8 @@ def test_the_api_takes_numpy_values(tmp_path):
     [
         ({"trialz": {"lrs": [0.1]}}, "trialz.lrs: unknown key (did you mean trials.lrs?)"),
         ({"trials": {"lrs": [object()]}}, "trials.lrs[0] = <object object at"),
+        # The dict went through a temporary file: the message names the config, not that file.
+        ({"trials": 5}, "trials = 5 in config: expected a mapping of its keys"),
     ],
 )
 def test_api_errors_read_as_the_command_lines(config, message, tmp_path):
@@ -268,6 +270,19 @@ def test_api_errors_read_as_the_command_lines(config, message, tmp_path):
         lr_lab.run(config, out=tmp_path)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert not any(tmp_path.iterdir())
+
+
+def test_api_overrides_must_be_a_dict(tmp_path):
+    with pytest.raises(lr_lab.UsageError, match="overrides: expected a dict of dotted keys"):
+        lr_lab.run("default", out=tmp_path, overrides=[1, 2])
+
+
+def test_a_damaged_run_folder_is_a_lab_error_from_the_api(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "results.json").write_text("{trunc")
+    with pytest.raises(lr_lab.LabError, match="results.json") as err:
+        lr_lab.resume(tmp_path)
+    assert "\n" not in str(err.value)
 
 
 def test_an_api_run_stopped_by_ctrl_c_finishes_with_lr_lab_resume(tmp_path, monkeypatch):
