@@ -72,20 +72,28 @@ def check_specs(
 
 def check_plan(cfg: ExperimentConfig, results: RunResults, run_dir: Path) -> None:
     """Refuse records the plan does not contain (a hand-appended trial must not be ranked)."""
-    planned = {s.key for seed in cfg.seed_list for s in fixed_specs(cfg, seed, run_dir)}
+    planned = {s.key: s for seed in cfg.seed_list for s in fixed_specs(cfg, seed, run_dir)}
     for finder in results.finders:
         if finder.seed not in cfg.seed_list:
             raise ResultsError(
                 f"results.json: a finder of seed {finder.seed}, not in this run's seeds"
             )
         taken = [t.lr for t in results.trials if t.seed == finder.seed and t.role == "fixed"]
-        planned |= {s.key for s in check_specs(cfg, finder, run_dir, taken)}
+        planned |= {s.key: s for s in check_specs(cfg, finder, run_dir, taken)}
     keys = [t.key for t in results.trials]
     for trial in results.trials:
-        if trial.key not in planned:
+        spec = planned.get(trial.key)
+        if spec is None:
             raise ResultsError(
                 f"results.json: trial {trial.key} (lr {trial.lr:g}) is not in this run's plan "
                 "(config.yaml); remove it or start a new run"
+            )
+        # A name can stay while its LR or role is edited: the table would then rank an LR
+        # that never trained.
+        if (trial.lr, trial.role) != (spec.lr, spec.role):
+            raise ResultsError(
+                f"results.json: trial {trial.key} is recorded as {trial.role} at lr {trial.lr!r}; "
+                f"its plan says {spec.role} at lr {spec.lr!r} (edited?); start a new run"
             )
         if keys.count(trial.key) > 1:
             raise ResultsError(f"results.json: trial {trial.key} is recorded twice")

@@ -236,6 +236,19 @@ def test_a_hand_appended_trial_is_refused(copy):
     one_error_line(err, "trial seed0/025_lr=0.3 (lr 0.3) is not in this run's plan")
 
 
+@pytest.mark.parametrize("field, value", [("lr", 0.02), ("role", "finder_check")])
+def test_a_trial_edited_in_place_is_refused(copy, field, value):
+    # The name stays, the LR changes: the table would say "Best fixed LR: 0.02", never trained.
+    path = copy / "results.json"
+    results = json.loads(path.read_text())
+    trial = results["trials"][0]
+    trial[field] = value
+    path.write_text(json.dumps(results))
+    code, _, err = run_cli(["--resume", str(copy)])
+    assert code == 2
+    one_error_line(err, f"trial seed0/{trial['name']} is recorded as")
+
+
 def test_complete_status_on_a_partial_run_is_finished(copy, done):
     path = copy / "results.json"
     results = json.loads(path.read_text())
