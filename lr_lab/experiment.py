@@ -190,7 +190,10 @@ def run_experiment(
 
         execute(specs, how, record)
 
-    threads: int | None = None
+    # Records from before results.threads existed say it per trial and finder.
+    threads = results.threads or next(
+        (r.threads for r in [*results.trials, *results.finders]), None
+    )
     for seed in cfg.seed_list:
         folder = seed_dir(run_dir, seed)
         sha = prepare_initial_state(
@@ -206,6 +209,7 @@ def run_experiment(
                     t.numel() for t in read_initial_state(folder / INIT_FILE)["state_dict"].values()
                 ),
             )
+        results.threads = threads
         run(fixed_specs(cfg, seed, run_dir, threads))
         if not cfg.finder.enabled:
             continue

@@ -119,6 +119,9 @@ class RunResults:
     init_source: str = ""  # the --init checkpoint the run started from, if any
     csv_sha256: str = ""  # the data.csv_path file the run read, if any
     metric: str = "val_loss"  # which final loss ranks the trials
+    # Torch intra-op threads of every trial and finder, decided when the run started: a resume
+    # on another machine or CPU share trains on the same count (bit for bit only then).
+    threads: int | None = None
     trials: list[TrialResult] = field(default_factory=list)
     finders: list[FinderResult] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # "seed0/lr=0.01", "seed0/finder" still to run

@@ -170,3 +170,23 @@ def test_threads_are_decided_once_from_the_config_and_recorded(monkeypatch, inli
     assert run_threads(cfg, big) == 2
     res = inline_runs["builtin"]
     assert {t["threads"] for t in res["trials"]} == {f["threads"] for f in res["finders"]} == {1}
+
+
+def test_a_resume_trains_on_the_threads_the_run_started_with(tmp_path, monkeypatch):
+    # Started where big models got 2 threads; resumed under `taskset -c 0`, where they would get
+    # 1: the resumed trial must train on 2, or its numbers differ from the uninterrupted run's.
+    import lr_lab.trainer
+
+    code, _, err = run_cli([*TINY_ARGS, "--finder.enabled", "false", "--out", str(tmp_path)])
+    assert code == 0, err
+    run_dir = only_run_dir(tmp_path)
+    path = run_dir / "results.json"
+    res = json.loads(path.read_text())
+    assert res["threads"] == 1
+    res["threads"], res["trials"] = 2, res["trials"][:-1]
+    path.write_text(json.dumps(res))
+    monkeypatch.setattr(lr_lab.trainer, "usable_cores", lambda: 1)
+    code, _, err = run_cli(["--resume", str(run_dir)])
+    assert code == 0, err
+    res = json.loads(path.read_text())
+    assert res["threads"] == 2 and res["trials"][-1]["threads"] == 2
