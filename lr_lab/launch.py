@@ -19,12 +19,14 @@ from lr_lab import interrupt
 from lr_lab.arguments import Invocation
 from lr_lab.comparison import compare
 from lr_lab.config_files import dump_config
-from lr_lab.errors import one_line
+from lr_lab.errors import InitStateError, one_line
 from lr_lab.experiment import new_results, run_experiment
-from lr_lab.plan import check_plan, plan_pending, rule_names
+from lr_lab.initial_state import read_initial_state, weights_sha256
+from lr_lab.plan import INIT_FILE, check_plan, plan_pending, rule_names, seed_dir
 from lr_lab.report import damaged_report, pngs_of, write_report
-from lr_lab.results import RunResults, read_results, write_results
+from lr_lab.results import RunResults, TrialResult, read_results, write_results
 from lr_lab.rundir import RunLock, atomic_write, clean_temp, new_run_dir
+from lr_lab.tb_report import REPORT_EVENTS
 from lr_lab.validate import check_resume
 
 ERROR_LOG = "error.log"
@@ -107,7 +109,15 @@ def todo(inv: Invocation, results: RunResults, run_dir: Path) -> Todo:
     ]
     if unsound:  # an earlier lr_lab kept a non-finite metric without calling it divergence
         results.trials = [t for t in results.trials if t not in unsound]  # trained again
-    if unsound or results.status != "complete" or plan_pending(inv.cfg, results, run_dir):
+    if lost := _lost_curves(results, run_dir):  # trained again: the same numbers, and the curves
+        results.trials = [t for t in results.trials if t not in lost]
+    if (
+        unsound
+        or lost
+        or results.status != "complete"
+        or plan_pending(inv.cfg, results, run_dir)
+        or not all(_init_intact(run_dir, seed, results) for seed in inv.cfg.seed_list)
+    ):
         return Todo(training=True, report=["all"])
     results.comparison = compare(results, rule_names(inv.cfg))
     return Todo(training=False, report=damaged_report(results, run_dir))
@@ -115,6 +125,37 @@ def todo(inv: Invocation, results: RunResults, run_dir: Path) -> Todo:
 
 def _finite(values: list[float]) -> bool:
     return all(math.isfinite(v) for v in values)
+
+
+def _lost_curves(results: RunResults, run_dir: Path) -> list[TrialResult]:
+    """Trials whose TensorBoard run (their training curves) is gone from the run folder.
+
+    A batched trial takes the rest of its stack with it: trained again together, the copies
+    give the numbers they gave (a smaller stack might differ in the last bits).
+    """
+    lost = [
+        t
+        for t in results.trials
+        if not [
+            p
+            for p in (run_dir / t.tb_run).glob("events.out.tfevents.*")
+            if p.name != REPORT_EVENTS  # the report's events are the report's to redraw
+        ]
+    ]
+    stacks = {(t.seed, t.role) for t in lost if t.batched}
+    return [t for t in results.trials if t in lost or (t.batched and (t.seed, t.role) in stacks)]
+
+
+def _init_intact(run_dir: Path, seed: int, results: RunResults) -> bool:
+    """Whether ``seedN/init.ckpt`` is there and holds the weights the run recorded.
+
+    If not, the training pass makes it again (and proves it the same) or says it changed.
+    """
+    try:
+        state = read_initial_state(seed_dir(run_dir, seed) / INIT_FILE)["state_dict"]
+    except InitStateError:
+        return False
+    return weights_sha256(state) == results.init_sha256.get(str(seed))
 
 
 def finish(

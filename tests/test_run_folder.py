@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import lr_lab.finder
 import lr_lab.results
 from lr_lab.cli import main
+from lr_lab.initial_state import weights_sha256
 from lr_lab.rundir import RunLock, new_run_dir
 from tests.conftest import TINY_ARGS, only_run_dir
 from tests.test_robustness import metrics
@@ -249,6 +251,44 @@ def test_a_trial_edited_in_place_is_refused(copy, field, value):
     one_error_line(err, f"trial seed0/{trial['name']} is recorded as")
 
 
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_resume_of_a_complete_run_remakes_its_init_ckpt(copy, done, damage):
+    # The replay recipe starts from init.ckpt: a complete run without one is not intact.
+    path = copy / "seed0" / "init.ckpt"
+    original = path.read_bytes()
+    path.unlink() if damage == "deleted" else path.write_bytes(original[:10])
+    code, _, err = run_cli(["--resume", str(copy)])
+    assert code == 0, err
+    state = torch.load(path, weights_only=True)["state_dict"]
+    assert weights_sha256(state) == done[1]["init_sha256"]["0"]
+    assert metrics(json.loads((copy / "results.json").read_text())) == metrics(done[1])
+
+
+def test_an_init_ckpt_with_other_weights_is_refused_on_resume(copy):
+    path = copy / "seed0" / "init.ckpt"
+    state = torch.load(path, weights_only=True)
+    state["state_dict"] = {k: v + 1 for k, v in state["state_dict"].items()}
+    torch.save(state, path)
+    code, _, err = run_cli(["--resume", str(copy)])
+    assert code != 0
+    one_error_line(err, "weights changed since the run recorded them")
+
+
+def test_resume_trains_again_a_trial_whose_curves_were_deleted(copy, done):
+    results = done[1]
+    fixed = next(t for t in results["trials"] if t["role"] == "fixed")
+    check = next(t for t in results["trials"] if t["role"] == "finder_check")
+    for trial in (fixed, check):
+        for events in (copy / trial["tb_run"]).glob("events.out.tfevents.*.lr_lab"):
+            events.unlink()
+    code, printed, err = run_cli(["--resume", str(copy)])
+    assert code == 0, err
+    assert fixed["name"] in printed and check["name"] in printed  # trained again, said so
+    for trial in (fixed, check):
+        assert list((copy / trial["tb_run"]).glob("events.out.tfevents.*.lr_lab"))
+    assert metrics(json.loads((copy / "results.json").read_text())) == metrics(results)
+
+
 def test_complete_status_on_a_partial_run_is_finished(copy, done):
     path = copy / "results.json"
     results = json.loads(path.read_text())
@@ -392,3 +432,18 @@ def test_the_resume_hint_is_shell_quoted(tmp_path, monkeypatch):
     assert code == 130
     run_dir = only_run_dir(out)
     assert f"--resume '{run_dir}'" in err
+
+
+def test_a_batched_trial_whose_curves_were_deleted_is_trained_again_in_its_stack(tmp_path):
+    args = [*FAST, "--trials.lrs", "[0.05, 0.01, 0.001, 5.0]", "--finder.enabled", "false"]
+    code, _, err = run_cli([*args, "--out", str(tmp_path)])
+    assert code == 0, err
+    run_dir = only_run_dir(tmp_path)
+    before = json.loads((run_dir / "results.json").read_text())
+    assert all(t["batched"] for t in before["trials"])
+    for events in (run_dir / before["trials"][0]["tb_run"]).glob("events.out.tfevents.*.lr_lab"):
+        events.unlink()
+    code, printed, err = run_cli(["--resume", str(run_dir)])
+    assert code == 0, err
+    assert printed.count("(batched") == 4  # the whole stack, so each copy gives its numbers
+    assert metrics(json.loads((run_dir / "results.json").read_text())) == metrics(before)
