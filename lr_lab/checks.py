@@ -144,8 +144,8 @@ def _check_memory(cfg: ExperimentConfig, n_inputs: int | None, bad: Any) -> None
         # x and y as float32, their train/val split copies, and gathered batches.
         need = 3 * 4 * d.n_samples * (d.input_dim + 1)
         if need > free:
-            bad("data.n_samples", d.n_samples, f"needs about {_gib(need)} of memory for the "
-                f"data; {_gib(free)} is available")  # fmt: skip
+            bad("data.n_samples", d.n_samples, f"with data.input_dim = {d.input_dim} needs about "
+                f"{_gib(need)} of memory for the data; {_gib(free)} is available")  # fmt: skip
     if any(w < 1 for w in cfg.model.hidden_dims):
         return
     params = mlp_parameters(n_inputs, cfg.model.hidden_dims)

@@ -40,6 +40,8 @@ def resolve_config(name: str) -> Path:
     path = Path(name)
     if path.is_file():
         return path
+    if path.exists():  # a folder, /dev/null: "not found" would send the user looking elsewhere
+        raise UsageError(f"--config {name}: not a regular file")
     bundled = CONFIG_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
     if path.parent == Path(".") and bundled.is_file():
         return bundled

@@ -109,6 +109,8 @@ CASES = {
     "hidden width": (["--model.hidden_dims", "[0]"], "model.hidden_dims[0] = 0"),
     "momentum range": (["--optimizer.momentum", "1.5"], "optimizer.momentum = 1.5"),
     "missing config": (["--config", "{tmp}/nope.yaml"], "nope.yaml: file not found"),
+    "config is a folder": (["--config", "{tmp}"], "--config {tmp}: not a regular file"),
+    "config is a device": (["--config", "/dev/null"], "--config /dev/null: not a regular file"),
     "invalid yaml": (["--config", "yaml:data: [\n"], "not valid YAML"),
     "yaml not a mapping": (["--config", "yaml:- 1\n- 2\n"], "expected a mapping"),
     # Left to jsonargparse these named no key ("functools.partial(...) argument after **").
@@ -154,7 +156,7 @@ CASES = {
     ),
     "data too large": (
         ["--data.n_samples", "10000000000"],
-        "data.n_samples = 10000000000: needs about",
+        "data.n_samples = 10000000000: with data.input_dim = 1 needs about",
     ),
     "recursive yaml anchor": (["--config", "yaml:a: &x [*x]\n"], "nests too deeply"),
     "float64 init": (
