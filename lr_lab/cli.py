@@ -12,18 +12,20 @@ a Ctrl-C at any moment stops cleanly.
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import sys
 from pathlib import Path
 
 from lr_lab import interrupt
-from lr_lab.console import PROG, Console, error
+from lr_lab.console import PROG, Console, error, null_closed_streams
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lr-lab`` with ``argv`` (default: the command line) and return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    null_closed_streams()  # `lr-lab 2>&-`: a run without stderr still runs
     if argv[:1] == ["study"]:  # lr-lab study ...: the rule study (lr_lab/study.py)
         from lr_lab.study import main as study
 
@@ -104,7 +106,7 @@ def _main(argv: list[str], console: Console) -> int:
                 raise
             log = run_dir / ERROR_LOG
             where = f" (details in {log})" if log.is_file() and results.status == "failed" else ""
-            error(f"{one_line(err)}{where}")
+            error(f"{one_line(err)}{where}{_unrecorded(run_dir, results.status)}")
             return exit_code(err)
         if outcome.repaired:
             console.line(f"{PROG}: redrew the report ({', '.join(outcome.repaired)})")
@@ -112,6 +114,21 @@ def _main(argv: list[str], console: Console) -> int:
         return 0
     finally:
         lock.release()
+
+
+def _unrecorded(run_dir: Path, status: str) -> str:
+    """What ``results.json`` says instead of ``status`` when it could not be rewritten, or "".
+
+    A full disk may not take even the new ``results.json``; the old one is then kept whole, and
+    the one line says the status in it is stale rather than leave it to be believed.
+    """
+    try:
+        recorded = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    if recorded == status:
+        return ""
+    return f"; results.json could not be updated: it still says {recorded}"
 
 
 def _print_answer(console: Console, run_dir: Path, results, pngs: list[Path]) -> None:  # noqa: ANN001

@@ -201,7 +201,9 @@ def mark_stopped(run_dir: Path, results: RunResults, err: BaseException) -> None
     else:
         results.status = "failed"
         results.error = one_line(err)
-        with contextlib.suppress(OSError):  # a full disk: the one line on the console must do
-            atomic_write(run_dir / ERROR_LOG, "".join(traceback.format_exception(err)))
+    # The status first: on a nearly full disk the traceback must not take the last free pages.
     with contextlib.suppress(OSError):  # a full or read-only disk; the caller says so
         write_results(run_dir, results)
+    if results.status == "failed":
+        with contextlib.suppress(OSError):  # a full disk: the one line on the console must do
+            atomic_write(run_dir / ERROR_LOG, "".join(traceback.format_exception(err)))

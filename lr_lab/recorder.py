@@ -248,7 +248,7 @@ class EpochProgress(L.Callback):
 
     def __init__(self, label: str):
         self.label = label
-        self.enabled = sys.stderr.isatty()
+        self.enabled = sys.stderr is not None and sys.stderr.isatty()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         """Show the epoch about to run."""

@@ -11,6 +11,7 @@ import hashlib
 import warnings
 from pathlib import Path
 
+from lr_lab.errors import RunDirError
 from lr_lab.plots import plot_loss_curves, plot_lr_finder, plot_lr_sweep
 from lr_lab.results import RunResults
 from lr_lab.tb_report import clean_scratch, write_tensorboard
@@ -46,12 +47,20 @@ def write_report(results: RunResults, run_dir: Path) -> list[Path]:
 
 
 def damaged_report(results: RunResults, run_dir: Path) -> list[str]:
-    """The report files that are missing or differ from the hash recorded (none: [])."""
+    """The report files that are missing or differ from the hash recorded (none: []).
+
+    Raises:
+        RunDirError: Something other than a file (a folder) stands where a report file goes: a
+            redrawn file could not replace it, and the lab removes nothing it did not write.
+    """
     if not results.report:
         return ["(no report recorded)"]
     bad = []
     for name, sha in results.report.items():
         path = run_dir / name
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise RunDirError(f"{path}: {kind} where the report's file goes; move it away")
         if not path.is_file() or _sha256(path) != sha:
             bad.append(name)
     return bad

@@ -34,6 +34,14 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
+def _named(err: OSError, path: Path) -> OSError:
+    """``err`` naming ``path``, not the temporary file the user never sees; other errors as is."""
+    ours = err.filename in (None, str(path)) or str(err.filename).endswith(TMP_SUFFIX)
+    if err.errno is None or not ours:
+        return err  # about some other file (a font a library reads): its own name says more
+    return OSError(err.errno, err.strerror, str(path))  # OSError(EEXIST) is a FileExistsError
+
+
 @contextmanager
 def atomic_file(path: Path, mode: str = "wb", exclusive: bool = False) -> Iterator[IO]:
     """Write ``path`` through a temporary file in the same folder, renamed into place on success.
@@ -45,10 +53,15 @@ def atomic_file(path: Path, mode: str = "wb", exclusive: bool = False) -> Iterat
 
     Yields:
         The open temporary file.
+
+    Raises:
+        OSError: The file cannot be written (a full or read-only disk, a folder in its place);
+            the error names ``path``.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
@@ -59,8 +72,11 @@ def atomic_file(path: Path, mode: str = "wb", exclusive: bool = False) -> Iterat
             os.unlink(tmp)
         else:
             os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _named(err, path) from err
         raise
 
 
@@ -72,25 +88,35 @@ def atomic_write(path: Path, data: bytes | str, exclusive: bool = False) -> Path
 
 
 def atomic_save(path: Path, save: Callable[[Path], None]) -> Path:
-    """Atomically create ``path`` with a writer that takes a file name (e.g. ``savefig``)."""
+    """Atomically create ``path`` with a writer that takes a file name (e.g. ``savefig``).
+
+    Raises:
+        OSError: As :func:`atomic_file`, naming ``path``.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+        os.close(fd)
         save(Path(tmp))
         os.chmod(tmp, FILE_MODE)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _named(err, path) from err
         raise
     return path
 
 
 def clean_temp(run_dir: Path) -> list[Path]:
-    """Remove the temporary files a killed process left in the run folder and its seed folders."""
-    stale = [*Path(run_dir).glob(f".*{TMP_SUFFIX}"), *Path(run_dir).glob(f"*/.*{TMP_SUFFIX}")]
+    """Remove the temporary files a killed process left in the run folder, down to trial runs."""
+    # The report's event files are written in each trial's TensorBoard run: seedN/<trial>/.
+    patterns = (f".*{TMP_SUFFIX}", f"*/.*{TMP_SUFFIX}", f"*/*/.*{TMP_SUFFIX}")
+    stale = [path for pattern in patterns for path in Path(run_dir).glob(pattern)]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

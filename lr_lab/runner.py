@@ -122,7 +122,7 @@ def fit_and_collect(
         root_dir=Path(specs[0].log_dir),
         # Every callback costs on every hook of every step: the progress line only on a terminal.
         callbacks=[*(checks or []), recorder]
-        + ([EpochProgress(label)] if sys.stderr.isatty() else []),
+        + ([EpochProgress(label)] if sys.stderr is not None and sys.stderr.isatty() else []),
         max_epochs=cfg.trials.max_epochs,
         max_steps=cfg.trials.max_steps,
         has_val=getattr(datamodule, "has_val", None),  # the built-in data may hold out nothing

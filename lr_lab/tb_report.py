@@ -2,8 +2,9 @@
 
 Everything here is written from the finished :class:`~lr_lab.results.RunResults` after the trials
 (which write only their own loss curves), so it always agrees with ``results.json``, and a
-``--resume`` can write it again. Each event file is written in a scratch folder and renamed into
-place under a fixed name, so it is replaced whole, never appended to or left half-written.
+``--resume`` can write it again. Each event file is written to a temporary file and renamed into
+place under a fixed name, so it is replaced whole, never appended to or left half-written; in the
+calling thread (:class:`~lr_lab.events.EventFile`), so a full disk is one error naming the file.
 """
 
 from __future__ import annotations
@@ -11,41 +12,33 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import shutil
-import tempfile
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from lr_lab.config import FINDER_RUN
+from lr_lab.events import EventFile
 from lr_lab.results import RunResults, TrialResult
+from lr_lab.rundir import atomic_file
 from lr_lab.table import answer, fmt, markdown_tables
 
 SUMMARY_RUN = "_summary"  # sorts before seed0/...: the first run every dashboard lists
 REPORT_EVENTS = "events.out.tfevents.0000000000.lr_lab_report"
-SCRATCH_PREFIX = ".report-"
+SCRATCH_PREFIX = ".report-"  # where an earlier lr_lab wrote these files; removed if left
 
 
-def write_events(run_dir: Path, run: Path, fill: Callable[[SummaryWriter], None]) -> Path:
-    """Write one event file with ``fill(writer)`` and rename it to ``run/REPORT_EVENTS``."""
+def write_events(run: Path, fill: Callable[[EventFile], None]) -> Path:
+    """Write one event file with ``fill(writer)``, atomically, as ``run/REPORT_EVENTS``.
+
+    Raises:
+        OSError: The file cannot be written (a full disk); the error names it.
+    """
     run.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=run_dir))
-    try:
-        writer = SummaryWriter(str(scratch))
-        try:
-            fill(writer)
-        finally:
-            writer.close()
-        (written,) = scratch.glob("events.out.tfevents.*")
-        with open(written, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(written, run / REPORT_EVENTS)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with atomic_file(run / REPORT_EVENTS) as fh:
+        fill(EventFile(fh))
     return run / REPORT_EVENTS
 
 
@@ -66,7 +59,7 @@ def summary_links(base: str = "http://localhost:6006") -> dict[str, str]:
 
 
 def clean_scratch(run_dir: Path) -> None:
-    """Remove scratch folders a killed report left behind."""
+    """Remove scratch folders a killed report of an earlier lr_lab left behind."""
     for stale in run_dir.glob(f"{SCRATCH_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
 
@@ -80,10 +73,10 @@ def finder_step(lr: float) -> int:
     return round(1000 * math.log10(lr))
 
 
-def _finder_events(results: RunResults, seed_dir: Path) -> Callable[[SummaryWriter], None]:
+def _finder_events(results: RunResults, seed_dir: Path) -> Callable[[EventFile], None]:
     finder = next(f for f in results.finders if f"seed{f.seed}" == seed_dir.name)
 
-    def fill(writer: SummaryWriter) -> None:
+    def fill(writer: EventFile) -> None:
         curves = {
             "lr_finder/loss_lightning": finder.loss,
             "lr_finder/loss_corrected": finder.corrected_loss,
@@ -112,7 +105,7 @@ def _trial_rank(results: RunResults) -> dict[str, tuple[int | None, float | None
 
 
 def _hparams_events(results: RunResults, trial: TrialResult, experiment: str, rank: tuple):
-    def fill(writer: SummaryWriter) -> None:
+    def fill(writer: EventFile) -> None:
         # What identifies a trial; what all trials share is in the summary's config text.
         params = {
             # Five, as the table shows by default; "from" as in the printed table.
@@ -130,7 +123,7 @@ def _hparams_events(results: RunResults, trial: TrialResult, experiment: str, ra
         if rank[1] is not None and math.isfinite(rank[1]):
             metrics["trial/ratio_to_best_fixed"] = rank[1]
         for summary in hparams(params, metrics):
-            writer.file_writer.add_summary(summary)
+            writer.add_summary(summary)
         for tag, value in metrics.items():
             writer.add_scalar(tag, value, 0)
 
@@ -155,7 +148,7 @@ def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> l
 
     written = []
 
-    def summary(writer: SummaryWriter) -> None:
+    def summary(writer: EventFile) -> None:
         # Tags in the order the Text dashboard lists them: the answer, the table, the rest.
         writer.add_text("answer", answer(results))
         for page, table in markdown_tables(results).items():
@@ -172,15 +165,13 @@ def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> l
         for png in pngs:
             writer.add_image(f"report/{png.stem}", plt.imread(png)[..., :3], dataformats="HWC")
 
-    written.append(write_events(run_dir, run_dir / SUMMARY_RUN, summary))
+    written.append(write_events(run_dir / SUMMARY_RUN, summary))
     for finder in results.finders:
         seed_dir = run_dir / f"seed{finder.seed}"
-        written.append(
-            write_events(run_dir, seed_dir / FINDER_RUN, _finder_events(results, seed_dir))
-        )
+        written.append(write_events(seed_dir / FINDER_RUN, _finder_events(results, seed_dir)))
     ranks = _trial_rank(results)
     for trial in results.trials:
         rank = ranks.get(trial.key, (None, None))
         fill = _hparams_events(results, trial, run_dir.name, rank)
-        written.append(write_events(run_dir, run_dir / trial.tb_run, fill))
+        written.append(write_events(run_dir / trial.tb_run, fill))
     return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import math
@@ -10,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -224,3 +226,171 @@ def test_resume_of_a_complete_run_changes_nothing(tmp_path):
     code, printed = run_cli(["--resume", str(run_dir)])
     assert code == 0 and "Best fixed LR" in printed
     assert snapshot(run_dir) == before
+
+
+# ------------------------------------------------------------------ output and disk failures
+
+FAST = [*TINY_ARGS, "--trials.max_epochs", "2"]
+
+
+def run_cli_err(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def the_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lr-lab: error: "), err
+    assert "Traceback" not in err and "lr_lab-tmp" not in err, err
+    return lines[0]
+
+
+def status_of(run_dir: Path) -> str:
+    return json.loads((run_dir / "results.json").read_text())["status"]
+
+
+@pytest.fixture(scope="module")
+def complete_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("complete")
+    code, _, err = run_cli_err([*FAST, "--out", str(out)])
+    assert code == 0, err
+    return only_run_dir(out)
+
+
+@pytest.fixture
+def run_copy(complete_run, tmp_path) -> Path:
+    import shutil
+
+    shutil.copytree(complete_run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_stdout_on_a_full_disk_is_dropped_and_the_run_finishes(tmp_path, monkeypatch, capsys):
+    with open("/dev/full", "w") as full:  # `lr-lab > /dev/full`: every flush fails with ENOSPC
+        monkeypatch.setattr(sys, "stdout", full)
+        code = main([*FAST, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "lr-lab: stdout: No space left on device; the rest of the output is dropped, the run goes on"
+    ]
+    assert status_of(only_run_dir(tmp_path)) == "complete"
+
+
+def test_a_closed_stderr_does_not_fail_the_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stderr", None)  # as Python starts under `lr-lab 2>&-`
+    code, _ = run_cli([*FAST, "--out", str(tmp_path)])
+    null = sys.stderr
+    assert code == 0 and null is not None
+    null.close()
+    assert status_of(only_run_dir(tmp_path)) == "complete"
+
+
+def test_the_api_runs_without_a_stderr(tmp_path, monkeypatch):
+    # A notebook or service may have sys.stderr = None; only the CLI replaces it.
+    import lr_lab
+
+    monkeypatch.setattr(sys, "stderr", None)
+    results = lr_lab.run(None, out=tmp_path, quiet=True, overrides={"trials.max_epochs": 1})
+    assert results.status == "complete"
+
+
+def test_a_full_disk_in_the_report_is_one_line_naming_the_file_and_no_thread(run_copy, monkeypatch):
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    summary = run_copy / "_summary/events.out.tfevents.0000000000.lr_lab_report"
+    summary.unlink()  # a damaged report: the resume redraws it
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    monkeypatch.setattr(RecordWriter, "write", no_space)
+    code, _, err = run_cli_err(["--resume", str(run_copy)])
+    line = the_error_line(err)
+    assert code == 1 and f"{summary}: No space left on device" in line
+    assert thread_errors == []  # SummaryWriter's writing thread printed its own traceback
+    assert status_of(run_copy) == "failed" and not summary.exists()
+    assert not list(run_copy.rglob("*.lr_lab-tmp"))
+
+
+def test_a_full_disk_in_a_trials_curves_names_the_file(tmp_path, monkeypatch):
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from lr_lab.events import ScalarLog
+
+    log = ScalarLog(tmp_path / "trial")
+    log.add("loss/train", 1.0, 0)
+    monkeypatch.setattr(RecordWriter, "write", no_space)
+    with pytest.raises(OSError) as caught:
+        log.close()
+    assert caught.value.errno == errno.ENOSPC
+    assert Path(caught.value.filename).parent == tmp_path / "trial"
+    assert Path(caught.value.filename).name.startswith("events.out.tfevents.")
+
+
+def test_a_status_that_cannot_be_written_is_said_stale(tmp_path, monkeypatch):
+    import lr_lab.results
+
+    real, calls = lr_lab.results.atomic_write, {"n": 0}
+
+    def full_from_the_third(path, data, exclusive=False):
+        calls["n"] += 1
+        if calls["n"] >= 3:  # the first trial's record, and the failed status after it
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data, exclusive)
+
+    monkeypatch.setattr(lr_lab.results, "atomic_write", full_from_the_third)
+    code, _, err = run_cli_err([*FAST, "--out", str(tmp_path)])
+    line = the_error_line(err)
+    assert code == 1 and "results.json: No space left on device" in line
+    assert line.endswith("results.json could not be updated: it still says running")
+    assert status_of(only_run_dir(tmp_path)) == "running"  # the previous file, intact
+
+
+def test_a_read_only_run_folder_names_the_real_file(run_copy, monkeypatch):
+    import lr_lab.rundir
+
+    def read_only(dir, prefix, suffix):  # noqa: A002 - mkstemp's names
+        raise OSError(errno.EROFS, "Read-only file system", f"{dir}/{prefix}x1y2z3{suffix}")
+
+    (run_copy / "lr_sweep.png").write_bytes(b"damaged")
+    monkeypatch.setattr(lr_lab.rundir.tempfile, "mkstemp", read_only)
+    code, _, err = run_cli_err(["--resume", str(run_copy)])
+    line = the_error_line(err)
+    assert code == 1 and f"{run_copy / 'results.json'}: Read-only file system" in line
+    assert status_of(run_copy) == "complete"
+
+
+def test_a_folder_in_place_of_a_report_file_is_refused(run_copy):
+    from tests.test_cli_errors import snapshot
+
+    (run_copy / "loss_curves.png").unlink()
+    (run_copy / "loss_curves.png").mkdir()
+    before = snapshot(run_copy)
+    code, _, err = run_cli_err(["--resume", str(run_copy)])
+    line = the_error_line(err)
+    assert code == 2 and f"{run_copy / 'loss_curves.png'}: a folder" in line
+    assert snapshot(run_copy) == before and status_of(run_copy) == "complete"
+
+
+def test_atomic_writes_name_the_real_file(tmp_path):
+    from lr_lab.rundir import atomic_save, atomic_write, clean_temp
+
+    (tmp_path / "plot.png").mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        atomic_save(tmp_path / "plot.png", lambda tmp: tmp.write_bytes(b"png"))
+    assert caught.value.filename == str(tmp_path / "plot.png")
+    atomic_write(tmp_path / "once", "x", exclusive=True)
+    with pytest.raises(FileExistsError) as caught:  # still the type callers catch
+        atomic_write(tmp_path / "once", "y", exclusive=True)
+    assert caught.value.filename == str(tmp_path / "once")
+    # The report's event files are written inside each trial's run: seedN/<trial>/.
+    stale = tmp_path / "seed0/020_lr=0.05/.events.abc.lr_lab-tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"")
+    assert clean_temp(tmp_path) == [stale] and not stale.exists()
