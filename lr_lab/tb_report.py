@@ -27,6 +27,7 @@ from lr_lab.table import answer, fmt, markdown_tables
 
 SUMMARY_RUN = "_summary"  # sorts before seed0/...: the first run every dashboard lists
 REPORT_EVENTS = "events.out.tfevents.0000000000.lr_lab_report"
+HPARAM_METRICS = ("trial/diverged", "trial/final_loss", "trial/rank", "trial/ratio_to_best_fixed")
 SCRATCH_PREFIX = ".report-"  # where an earlier lr_lab wrote these files; removed if left
 
 
@@ -122,7 +123,9 @@ def _hparams_events(results: RunResults, trial: TrialResult, experiment: str, ra
             metrics["trial/rank"] = float(rank[0])
         if rank[1] is not None and math.isfinite(rank[1]):
             metrics["trial/ratio_to_best_fixed"] = rank[1]
-        for summary in hparams(params, metrics):
+        # Every trial declares all the metrics: TensorBoard takes the columns from one trial's
+        # declaration, and a diverged trial's (diverged only) would hide the others' values.
+        for summary in hparams(params, dict.fromkeys(HPARAM_METRICS, 0.0)):
             writer.add_summary(summary)
         for tag, value in metrics.items():
             writer.add_scalar(tag, value, 0)

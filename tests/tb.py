@@ -38,3 +38,18 @@ def hparams_of(run: Path) -> dict[str, object]:
                     info = data.session_start_info.hparams
                     return {k: getattr(v, v.WhichOneof("kind")) for k, v in info.items()}
     return {}
+
+
+def declared_metrics(run: Path) -> list[str]:
+    """The metric columns a run's HParams experiment declares (TensorBoard uses one run's)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for path in run.glob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == "_hparams_/experiment":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(
+                        value.metadata.plugin_data.content
+                    )
+                    return [m.name.tag for m in data.experiment.metric_infos]
+    return []

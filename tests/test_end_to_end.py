@@ -16,7 +16,7 @@ from lr_lab.config import ExperimentConfig
 from lr_lab.config_files import DEFAULT_CONFIG
 from lr_lab.validate import validate
 from tests.conftest import TINY_ARGS, only_run_dir
-from tests.tb import hparams_of, plugin_tags, scalars
+from tests.tb import declared_metrics, hparams_of, plugin_tags, scalars
 
 # Experiment configs (study.yaml is the rule study's: tests/test_study.py checks it).
 CONFIGS = sorted(
@@ -127,6 +127,11 @@ def test_tensorboard_runs_per_trial_with_hparams(tiny_run):
         # Nothing non-finite or absurd anywhere: a diverged curve ends before its divergence.
         values = [v for points in tags.values() for _, v in points]
         assert all(math.isfinite(v) and abs(v) < 1e6 for v in values), t["name"]
+        # Every trial declares every column: the dashboard takes one trial's declaration, and a
+        # diverged trial's alone hid the final loss, rank and ratio of all (seen in a browser).
+        assert declared_metrics(run) == [
+            "trial/diverged", "trial/final_loss", "trial/rank", "trial/ratio_to_best_fixed"
+        ], t["name"]  # fmt: skip
         if t["diverged"]:
             assert "trial/final_loss" not in tags and tags["trial/diverged"][0][1] == 1
             continue
