@@ -10,18 +10,26 @@ experiment configs such as the digits example) is an ordinary lr_lab run, in its
 curves trained as checks. Problems run side by side in worker processes. ``study.json`` then holds
 each rule's regret on each problem and seed, naming the trial it came from; ``study.md`` the
 tables; ``study.png`` the regret distributions. Resumable: finished runs are kept, the others
-finished.
+finished; ``sessions.json`` keeps each session's time, and ``study.json`` reports them all.
+
+A stop (Ctrl-C, SIGTERM, SIGHUP; or this process's death, which the kernel turns into SIGTERM
+for the workers) starts no new problem: a problem is handed to a worker only when one is free
+and no stop was asked for, and a worker that was asked to stop ends once its problem stopped at
+a step (left ``interrupted``, resumable).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
+import os
 import shlex
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +39,12 @@ from lr_lab import interrupt
 from lr_lab.config_files import read_yaml_mapping, resolve_config
 from lr_lab.errors import UsageError
 from lr_lab.study_config import Problem, StudyConfig, load_study, parse_study, problems
-from lr_lab.study_report import write_study
+from lr_lab.study_report import FILES, Session, up_to_date, write_study
 
 STUDY_FILE = "study.yaml"  # in a study folder: the study as it started (resume reads it)
+POLL_S = 0.2  # how often the parent looks for a stop request while problems run
+# What ends a worker: stop_pool's terminate, the parent's death (PR_SET_PDEATHSIG), a closed tty.
+STOPS = {signal.SIGTERM, signal.SIGHUP}
 
 
 def check_problems(study: list[Problem], out: Path) -> None:
@@ -49,14 +60,45 @@ def check_problems(study: list[Problem], out: Path) -> None:
         raise UsageError("\n".join(errors[:20]))
 
 
-def _run_problem(problem: Problem, run_dir: str) -> str:
-    """One problem's lr_lab run, in a worker: new, or the unfinished one resumed."""
-    with interrupt.stop_on_signals():  # SIGTERM from stop_pool: stop at a step, say "interrupted"
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to act on
-        return _run_one(problem, Path(run_dir))
+def _init_worker(root: str) -> None:
+    """Set up a worker as the trials' workers are, and close its copy of the study's lock.
+
+    A forked child shares its parent's ``flock`` on the study folder; the lock must go with the
+    parent, whatever becomes of a worker.
+    """
+    from lr_lab.pool import init_worker
+
+    init_worker()  # one thread, dies with the parent, ignores Ctrl-C
+    with contextlib.suppress(OSError):  # no /proc: not Linux; the worker still dies with us
+        folder = os.stat(root)
+        for fd in map(int, os.listdir("/proc/self/fd")):
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+                if os.path.samestat(os.fstat(fd), folder):
+                    os.close(fd)
 
 
-def _run_one(problem: Problem, folder: Path) -> str:
+def _run_problem(problem: Problem, run_dir: str) -> bool:
+    """One problem's lr_lab run, in a worker; returns whether it trained anything.
+
+    A stop request stops the problem at its next step (``interrupted``) and then ends the
+    worker: it must not take another problem, nor outlive a dead parent waiting for one.
+    """
+    try:
+        with interrupt.stop_on_signals():  # SIGTERM, SIGHUP: stop at a step, say "interrupted"
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to act on
+            try:
+                return _run_one(problem, Path(run_dir))
+            finally:
+                # A stop from here on waits until the handlers are the defaults again (which end
+                # the worker): none is recorded and then forgotten as the block ends.
+                signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+                if (signum := interrupt.requested()) is not None:
+                    os._exit(128 + signum)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+
+
+def _run_one(problem: Problem, folder: Path) -> bool:
     from lr_lab.launch import finish, open_run, todo
     from lr_lab.validate import validate
 
@@ -72,39 +114,57 @@ def _run_one(problem: Problem, folder: Path) -> str:
             finish(inv, run, results, lambda line: None, work)
     finally:
         lock.release()
-    return problem.name
+    return work.training
 
 
-def run_problems(study: list[Problem], runs: Path, workers: int, say) -> list[str]:  # noqa: ANN001
-    """Run every problem on ``workers`` processes; return the names of those that failed."""
+def run_problems(
+    study: list[Problem], root: Path, workers: int, say: Callable[[str], None],
+    trained: Callable[[], None],
+) -> list[str]:  # fmt: skip
+    """Run every problem on ``workers`` processes; return the names of those that failed.
+
+    A problem is handed to a worker only when one is free and no stop was asked for, so the
+    pool never holds problems that a worker could start after a stop. ``trained`` is called
+    after each problem that trained something.
+    """
     from lr_lab.errors import one_line
-    from lr_lab.pool import init_worker, stop_pool
+    from lr_lab.pool import stop_pool
 
     # Forked, as the trials' workers are: this process trained nothing, and each worker starts
     # on one thread (lr_lab.pool); a problem's trials then pick their own.
     pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
-                                  initializer=init_worker)  # fmt: skip
-    futures = {pool.submit(_run_problem, p, str(runs / p.name)): p for p in study}
-    failed, start = [], time.perf_counter()
+                                  initializer=_init_worker, initargs=(str(root),))  # fmt: skip
+    queue, running = iter(study), {}
+    failed, done_count, start = [], 0, time.perf_counter()
     try:
-        waiting, done_count = set(futures), 0
-        while waiting:
-            done, waiting = cf.wait(waiting, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+        while True:
             interrupt.check()  # first: workers a SIGHUP ended too have not failed
+            while len(running) < workers and (problem := next(queue, None)) is not None:
+                try:
+                    future = pool.submit(_run_problem, problem, str(root / "runs" / problem.name))
+                except cf.process.BrokenProcessPool:  # a worker died: the pool starts nothing
+                    left = [problem.name, *(p.name for p in queue)]
+                    say(f"  not started (a worker process died): {', '.join(left)}")
+                    failed += left
+                    break
+                running[future] = problem
+            if not running:
+                return failed
+            done, _ = cf.wait(running, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+            interrupt.check()
             for future in done:
                 done_count += 1
-                problem = futures[future]
+                problem = running.pop(future)
                 try:
-                    future.result()
+                    if future.result():
+                        trained()
                     say(f"  [{done_count:>{len(str(len(study)))}}/{len(study)}] {problem.name:<34} "
                         f"{time.perf_counter() - start:6.0f} s")  # fmt: skip
                 except Exception as err:
                     failed.append(problem.name)
                     say(f"  [{done_count}/{len(study)}] {problem.name}: FAILED: {one_line(err)}")
-            interrupt.check()
     finally:
         stop_pool(pool)
-    return failed
 
 
 def collect(root: Path, study: list[Problem]) -> list:
@@ -144,8 +204,8 @@ def _parse(argv: list[str]):  # noqa: ANN202
     parser = argparse.ArgumentParser(
         prog="lr-lab study", description=__doc__.split("\n")[0], exit_on_error=False
     )
-    parser.add_argument("--config", default="study", help="study YAML, or a bundled name")
-    parser.add_argument("--out", default="studies", help="folder for new study folders")
+    parser.add_argument("--config", help="study YAML, or a bundled name (default: study)")
+    parser.add_argument("--out", help="folder for new study folders (default: studies)")
     parser.add_argument("--quick", action="store_true", help="the config's quick subset")
     parser.add_argument("--resume", help="finish a study folder")
     parser.add_argument("--workers", type=int, help="problems side by side (default: cores)")
@@ -155,6 +215,12 @@ def _parse(argv: list[str]):  # noqa: ANN202
         raise UsageError(f"{err} (see lr-lab study --help)") from None
     if extra:
         raise UsageError(f"unexpected argument {extra[0]!r} (see lr-lab study --help)")
+    other = [*(["--config", args.config] if args.config is not None else []),
+             *(["--out", args.out] if args.out is not None else []),
+             *(["--quick"] if args.quick else [])]  # fmt: skip
+    if args.resume and other:  # as run.py --resume: silently ignored options would mislead
+        raise UsageError(f"--resume {args.resume}: takes no other options (got {shlex.join(other)}"
+                         "); the study keeps its config and folder (--workers may change)")  # fmt: skip
     return args
 
 
@@ -175,15 +241,16 @@ def _main(argv: list[str], console) -> int:  # noqa: ANN001
             raise UsageError(f"--resume {root}: {STUDY_FILE} holds no study; start a new one")
         where = str(root / STUDY_FILE)
     else:
-        path = resolve_config(args.config)
+        path = resolve_config(args.config or "study")
         data, where = load_study(path, args.quick), str(path)
     cfg = parse_study(data, where)
     study = problems(cfg)
-    check_problems(study, Path(args.out))
+    out = Path(args.out or "studies")
+    check_problems(study, out)
     if not args.resume:
-        if why := check_out_dir(Path(args.out)):
+        if why := check_out_dir(out):
             raise UsageError(why)
-        root = new_run_dir(Path(args.out), "study-quick" if args.quick else "study")
+        root = new_run_dir(out, "study-quick" if args.quick else "study")
         saved = {"source": str(path.resolve()), "quick": args.quick, "study": data}
         atomic_write(root / STUDY_FILE, yaml.safe_dump(saved, sort_keys=False))
     from lr_lab.trainer import quiet_lightning, usable_cores
@@ -192,22 +259,27 @@ def _main(argv: list[str], console) -> int:  # noqa: ANN001
     workers = args.workers or cfg.workers or usable_cores()
     console.line(f"lr-lab study: {root}: {len(study)} problems x {len(cfg.seeds)} seeds on "
                  f"{workers} workers")  # fmt: skip
-    start = time.perf_counter()
     with RunLock(root):
+        session = Session(root, workers)
         try:
-            failed = run_problems(study, root / "runs", workers, console.line)
+            failed = run_problems(study, root, workers, console.line,
+                                  lambda: session.save("running"))  # fmt: skip
         except interrupt.Interrupted as stop:
-            error(
-                f"interrupted; finished runs are kept. Finish with: lr-lab study --resume {shlex.quote(str(root))}"
-            )
+            session.save("interrupted")
+            error(f"interrupted; finished runs are kept. Finish with: lr-lab study --resume "
+                  f"{shlex.quote(str(root))}")  # fmt: skip
             return 128 + stop.signum
         if failed:
+            session.save("failed")
             error(f"{len(failed)} problems failed ({', '.join(failed[:5])}); their run folders "
                   f"say why. Finish with: lr-lab study --resume {shlex.quote(str(root))}")  # fmt: skip
             return 1
         records = collect(root, study)
-        files = write_study(root, records, _meta(cfg, len(study), time.perf_counter() - start,
-                                                 workers))  # fmt: skip
+        if up_to_date(root, session.sessions):  # nothing trained since study.json was written
+            console.line("The study was already complete: nothing to do, nothing rewritten.")
+            files = [root / name for name in FILES]
+        else:
+            files = write_study(root, records, _meta(cfg, len(study), session.save("complete")))
     from lr_lab.study_report import rule_table
     from lr_lab.study_stats import ranking
 
@@ -217,13 +289,14 @@ def _main(argv: list[str], console) -> int:  # noqa: ANN001
     return 0
 
 
-def _meta(cfg: StudyConfig, n_problems: int, wall_s: float, workers: int) -> dict[str, Any]:
+def _meta(cfg: StudyConfig, n_problems: int, sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ran, on what, and when: the first session's date, every session's time summed."""
     import lightning
     import torch
 
     import lr_lab
 
-    return {"date": time.strftime("%Y-%m-%d"), "lr_lab": lr_lab.__version__,
+    return {"date": sessions[0]["started"][:10], "lr_lab": lr_lab.__version__,
             "lightning": lightning.__version__, "torch": torch.__version__,
             "problems": n_problems, "seeds": cfg.seeds, "grid": cfg.grid,
-            "wall_s": round(wall_s, 1), "workers": workers}  # fmt: skip
+            "wall_s": round(sum(s["wall_s"] for s in sessions), 1), "sessions": sessions}  # fmt: skip

@@ -1,10 +1,15 @@
-"""The study's report: ``study.json`` (every number, traceable), ``study.md``, ``study.png``."""
+"""The study's report: ``study.json`` (every number, traceable), ``study.md``, ``study.png``.
+
+``sessions.json`` holds each session of the study (its start, wall time, workers, status), so
+that a resumed study reports the time of all of them, not only of the last.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import statistics
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,9 +19,68 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from lr_lab.errors import RunDirError  # noqa: E402
 from lr_lab.plots import save_png  # noqa: E402
 from lr_lab.rundir import atomic_write  # noqa: E402
 from lr_lab.study_stats import HIT, ProblemSeed, RuleSummary, by_family, ranking  # noqa: E402
+
+SESSIONS = "sessions.json"
+FILES = ("study.json", "study.md", "study.png")  # what write_study writes
+
+
+def read_sessions(root: Path) -> list[dict[str, Any]]:
+    """The sessions recorded in a study folder so far (none in a new one)."""
+    path = root / SESSIONS
+    if not path.is_file():
+        return []
+    try:
+        sessions = json.loads(path.read_text())
+    except ValueError:
+        sessions = None
+    if not (isinstance(sessions, list) and all(isinstance(s, dict) for s in sessions)):
+        raise RunDirError(f"{path}: damaged; delete it to resume (the time it recorded is lost)")
+    return sessions
+
+
+class Session:
+    """This session's entry in ``sessions.json``: the start, the wall time so far, the status.
+
+    Saved after each problem that trained and at the end, so a killed session keeps its time up
+    to its last finished problem (and the status ``running``). A session that trained nothing
+    and found the study's files up to date saves nothing: resuming a complete study changes
+    nothing.
+    """
+
+    def __init__(self, root: Path, workers: int):
+        self.root, self.workers = root, workers
+        self.sessions = read_sessions(root)  # the earlier ones, then this one once saved
+        self.earlier = len(self.sessions)
+        self.started, self.start = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter()
+
+    def save(self, status: str) -> list[dict[str, Any]]:
+        """Record this session as it stands; return every session."""
+        entry = {"started": self.started, "wall_s": round(time.perf_counter() - self.start, 1),
+                 "workers": self.workers, "status": status}  # fmt: skip
+        self.sessions = [*self.sessions[: self.earlier], entry]
+        atomic_write(self.root / SESSIONS, json.dumps(self.sessions, indent=1) + "\n")
+        return self.sessions
+
+
+def up_to_date(root: Path, sessions: list[dict[str, Any]]) -> bool:
+    """Whether the study's files all stand and ``study.json`` already counts every session."""
+    try:  # one from before sessions were kept counts none
+        counted = json.loads((root / "study.json").read_text()).get("sessions", [])
+    except (OSError, ValueError, AttributeError):
+        return False
+    return counted == sessions and all((root / name).is_file() for name in FILES)
+
+
+def _timing(sessions: list[dict[str, Any]]) -> str:
+    each = [f"{s['wall_s'] / 60:.1f} min on {s['workers']} workers" for s in sessions]
+    if len(sessions) == 1:
+        return each[0]
+    total = sum(s["wall_s"] for s in sessions)
+    return f"{total / 60:.1f} min over {len(sessions)} sessions ({', '.join(each)})"
 
 
 def _x(value: float | None) -> str:
@@ -65,8 +129,9 @@ def markdown(records: list[ProblemSeed], meta: dict[str, Any]) -> str:
         "# Which finder rule should you trust?",
         "",
         f"{meta['problems']} problems x {len(meta['seeds'])} seeds = {len(records)} "
-        f"problem-seeds; {meta['date']}; lr_lab {meta['lr_lab']}, Lightning {meta['lightning']},"
-        f" torch {meta['torch']}; {meta['wall_s'] / 60:.1f} min on {meta['workers']} workers.",
+        f"problem-seeds; {'started ' if len(meta['sessions']) > 1 else ''}{meta['date']}; lr_lab "
+        f"{meta['lr_lab']}, Lightning {meta['lightning']}, torch {meta['torch']}; "
+        f"{_timing(meta['sessions'])}.",
         "",
         "Regret: the final loss trained at the rule's LR over the best final loss of the dense "
         f"grid ({len(meta['grid'])} LRs, {meta['grid'][0]:g}..{meta['grid'][-1]:g}), same "

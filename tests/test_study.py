@@ -6,7 +6,13 @@ import contextlib
 import io
 import json
 import math
+import os
+import shlex
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -191,27 +197,140 @@ def test_bad_study_options_are_one_line(args, fragment, capsys):
     assert len(err) == 1 and fragment in err[0]
 
 
-def test_ctrl_c_stops_a_study_and_its_hint_resumes_it(tmp_path):
-    import shlex
-    import signal
-    import subprocess
-    import sys
-    import time
-
+def study_command(tmp_path: Path, out: Path, workers: int) -> list[str]:
     (tmp_path / "tiny.yaml").write_text(TINY_STUDY)
-    out = tmp_path / "my studies"  # the hint must survive a space
-    cmd = [sys.executable, "-m", "lr_lab.cli", "study", "--config", str(tmp_path / "tiny.yaml"),
-           "--out", str(out), "--workers", "1"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return [sys.executable, "-m", "lr_lab.cli", "study", "--config", str(tmp_path / "tiny.yaml"),
+            "--out", str(out), "--workers", str(workers)]  # fmt: skip
+
+
+def wait_for_runs(out: Path, n: int) -> None:
     deadline = time.monotonic() + 60
-    while not list(out.glob("*/runs/*/results.json")) and time.monotonic() < deadline:
+    while len(list(out.glob("*/runs/*/results.json"))) < n and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid``, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            _, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            if int(ppid) == pid:
+                found.append(int(entry.name))
+    return alive(found)
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie no reaper collected is dead)."""
+    live = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                live.append(pid)
+    return live
+
+
+def wait_gone(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive(pids)
+
+
+def statuses(root: Path) -> dict[str, str]:
+    return {run.parent.name: json.loads(run.read_text())["status"]
+            for run in root.glob("runs/*/results.json")}  # fmt: skip
+
+
+def test_ctrl_c_stops_a_study_and_its_hint_resumes_it(tmp_path):
+    out = tmp_path / "my studies"  # the hint must survive a space
+    cmd = study_command(tmp_path, out, workers=2)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_runs(out, 1)  # the first two problems started (one may not have its folder yet)
+    workers = children(proc.pid)
     proc.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    assert time.monotonic() - signalled < 5  # the workers stopped at a step, not at a timeout
+    assert len(workers) == 2 and not wait_gone(workers, 5)
+    # The running problems stopped at a step, resumable; the queued ones (sine-*) never started.
+    (root,) = out.iterdir()
+    started = statuses(root)
+    assert started and set(started) <= {"linear-sgd", "linear-adam"}
+    assert set(started.values()) == {"interrupted"}
+    assert {p.name for p in (root / "runs").iterdir()} == set(started)
+    (session,) = json.loads((root / "sessions.json").read_text())
+    assert session["status"] == "interrupted" and session["wall_s"] > 0
     hint = err.strip().splitlines()[-1]
     assert "interrupted" in hint and "Traceback" not in err
     resume = shlex.split(hint.split("Finish with: ", 1)[1])
     assert resume[:3] == ["lr-lab", "study", "--resume"] and Path(resume[3]).parent == out
-    assert main(resume[2:]) == 0  # the hint, as typed, finishes the study
-    assert (Path(resume[3]) / "study.json").is_file()
+    assert run_study(resume[2:])[0] == 0  # the hint, as typed, finishes the study
+    study = json.loads((Path(resume[3]) / "study.json").read_text())
+    assert [s["status"] for s in study["sessions"]] == ["interrupted", "complete"]
+    assert study["sessions"][0] == session  # both sessions' time, the first one's date
+    assert study["wall_s"] == pytest.approx(sum(s["wall_s"] for s in study["sessions"]), abs=0.06)
+    assert study["date"] == session["started"][:10]
+
+
+def test_a_killed_study_takes_its_workers_and_its_lock_with_it(tmp_path):
+    out = tmp_path / "out"
+    cmd = study_command(tmp_path, out, workers=2)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    workers = []
+    try:
+        wait_for_runs(out, 2)  # both workers training
+        workers = children(proc.pid)
+        assert len(workers) == 2
+        (root,) = out.iterdir()
+
+        def holds_root(pid: int) -> bool:
+            fds = Path(f"/proc/{pid}/fd").iterdir()
+            return any(os.path.realpath(fd) == str(root.resolve()) for fd in fds)
+
+        assert [pid for pid in [proc.pid, *workers] if holds_root(pid)] == [proc.pid]
+        proc.kill()
+        proc.wait()
+        assert not wait_gone(workers, 10)  # they die with it, stopping at a step
+    finally:
+        proc.kill()
+        for pid in alive(workers):  # without the fix: orphans, ended here
+            os.kill(pid, signal.SIGKILL)
+    assert "running" not in statuses(root).values()
+    assert run_study(["--resume", str(root)])[0] == 0  # the lock died with them
+
+
+def test_resuming_a_complete_study_rewrites_nothing(tiny_study, tmp_path):
+    root, _ = tiny_study
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in copy.iterdir() if p.is_file()}
+    code, printed = run_study(["--resume", str(copy)])
+    assert code == 0 and "| `lightning` |" in printed and "nothing to do" in printed
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in copy.iterdir() if p.is_file()}
+    assert after == before
+
+
+def test_a_resumed_study_adds_its_time_to_the_first_one(tiny_study, tmp_path):
+    root, study = tiny_study
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    shutil.rmtree(copy / "runs" / "sine-adam")
+    assert run_study(["--resume", str(copy)])[0] == 0
+    again = json.loads((copy / "study.json").read_text())
+    first, second = again["sessions"]
+    assert first == study["sessions"][0] and again["date"] == study["date"]
+    assert second["status"] == "complete" and second["wall_s"] > 0
+    assert again["wall_s"] == pytest.approx(first["wall_s"] + second["wall_s"], abs=0.06)
+    assert json.loads((copy / "sessions.json").read_text()) == again["sessions"]
+    assert "over 2 sessions" in (copy / "study.md").read_text()
+
+
+@pytest.mark.parametrize("extra", [["--quick"], ["--config", "study"], ["--out", "elsewhere"]])
+def test_a_resumed_study_refuses_other_options(tiny_study, extra, capsys):
+    root, _ = tiny_study
+    assert main(["--resume", str(root), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"takes no other options (got {' '.join(extra)})" in err[0]
