@@ -30,6 +30,10 @@ class Interrupted(BaseException):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
+    def __reduce__(self) -> tuple:
+        # Pickled from a worker process: rebuilt from the number, not from the message.
+        return (Interrupted, (self.signum,))
+
 
 def _record(signum: int, frame: FrameType | None) -> None:
     global _requested

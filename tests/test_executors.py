@@ -190,3 +190,15 @@ def test_a_resume_trains_on_the_threads_the_run_started_with(tmp_path, monkeypat
     assert code == 0, err
     res = json.loads(path.read_text())
     assert res["threads"] == 2 and res["trials"][-1]["threads"] == 2
+
+
+def test_an_interrupt_survives_the_trip_from_a_worker():
+    # A worker hands its exception back pickled; unpicklable, it broke the pool instead.
+    import pickle
+
+    from lr_lab.interrupt import Interrupted
+
+    back = pickle.loads(pickle.dumps(Interrupted(signal.SIGTERM)))
+    assert (
+        isinstance(back, Interrupted) and back.signum == signal.SIGTERM and str(back) == "SIGTERM"
+    )
