@@ -20,6 +20,7 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace, set_parsing_settings
 
+from lr_lab.argv import drop_option, option_value, print_config_option
 from lr_lab.config import ExperimentConfig
 from lr_lab.config_files import CONFIG_DIR, DEFAULT_CONFIG, bundled_configs, extract_class_specs
 from lr_lab.errors import UsageError
@@ -194,30 +195,6 @@ def _parse_collecting(
     raise UsageError("\n".join(problems))
 
 
-def option_value(argv: list[str], name: str) -> str | None:
-    """The value given to option ``name`` (last one wins), or None."""
-    found = None
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            found = argv[i + 1]
-        elif arg.startswith(name + "="):
-            found = arg.split("=", 1)[1]
-    return found
-
-
-def drop_option(argv: list[str], name: str) -> list[str]:
-    """``argv`` without option ``name`` and its value."""
-    out, skip = [], False
-    for i, arg in enumerate(argv):
-        if skip:
-            skip = False
-        elif arg == name:
-            skip = i + 1 < len(argv) and not argv[i + 1].startswith("--")
-        elif not arg.startswith(name + "="):
-            out.append(arg)
-    return out
-
-
 def parse_args(argv: list[str], parser: ArgumentParser | None = None) -> Invocation:
     """Parse the command line into the experiment config and run options (types only).
 
@@ -228,7 +205,7 @@ def parse_args(argv: list[str], parser: ArgumentParser | None = None) -> Invocat
         UsageError: Problems that leave no config to check further.
     """
     parser = parser or build_parser()
-    print_config, argv = _print_config_option(argv)
+    print_config, argv = print_config_option(argv)
     config_name = Path(option_value(argv, "--config") or DEFAULT_CONFIG).stem
     argv, extra = _one_value_each(argv)
     argv, specs, class_problems = extract_class_specs(argv)
@@ -252,22 +229,6 @@ def parse_args(argv: list[str], parser: ArgumentParser | None = None) -> Invocat
         problems=problems,
         init_text={section: spec["text"] for section, spec in specs.items()},
     )
-
-
-def _print_config_option(argv: list[str]) -> tuple[str | None, list[str]]:
-    """``--print_config`` / ``--print_config=skip_check`` taken out of ``argv``."""
-    mode = None
-    rest = []
-    for arg in argv:
-        if arg == "--print_config":
-            mode = "check"
-        elif arg.startswith("--print_config="):
-            mode = arg.split("=", 1)[1]
-            if mode != "skip_check":
-                raise UsageError(f"--print_config={mode}: unknown mode (only skip_check)")
-        else:
-            rest.append(arg)
-    return mode, rest
 
 
 def _one_value_each(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -119,7 +119,7 @@ def validate(argv: list[str]) -> Invocation:
 
 
 def _parse(argv: list[str]) -> Invocation:
-    from lr_lab.arguments import drop_option, option_value
+    from lr_lab.argv import drop_option, option_value
 
     resume = option_value(argv, "--resume")
     if resume is None:
