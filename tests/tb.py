@@ -24,32 +24,27 @@ def plugin_tags(run: Path, plugin: str) -> set[str]:
     return tags
 
 
-def hparams_of(run: Path) -> dict[str, object]:
-    """The hyperparameters of a run's HParams session (as the HParams dashboard reads them)."""
+def _hparams_record(run: Path, tag: str):  # noqa: ANN202 - an HParamsPluginData, or None
+    """The first HParams plugin record with ``tag`` in a run's event files."""
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     for path in run.glob("events.out.tfevents.*"):
         for event in EventFileLoader(str(path)).Load():
             for value in event.summary.value:
-                if value.tag == "_hparams_/session_start_info":
-                    data = plugin_data_pb2.HParamsPluginData.FromString(
-                        value.metadata.plugin_data.content
-                    )
-                    info = data.session_start_info.hparams
-                    return {k: getattr(v, v.WhichOneof("kind")) for k, v in info.items()}
-    return {}
+                if value.tag == tag:
+                    content = value.metadata.plugin_data.content
+                    return plugin_data_pb2.HParamsPluginData.FromString(content)
+    return None
+
+
+def hparams_of(run: Path) -> dict[str, object]:
+    """The hyperparameters of a run's HParams session (as the HParams dashboard reads them)."""
+    data = _hparams_record(run, "_hparams_/session_start_info")
+    info = data.session_start_info.hparams if data else {}
+    return {k: getattr(v, v.WhichOneof("kind")) for k, v in info.items()}
 
 
 def declared_metrics(run: Path) -> list[str]:
     """The metric columns a run's HParams experiment declares (TensorBoard uses one run's)."""
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    for path in run.glob("events.out.tfevents.*"):
-        for event in EventFileLoader(str(path)).Load():
-            for value in event.summary.value:
-                if value.tag == "_hparams_/experiment":
-                    data = plugin_data_pb2.HParamsPluginData.FromString(
-                        value.metadata.plugin_data.content
-                    )
-                    return [m.name.tag for m in data.experiment.metric_infos]
-    return []
+    data = _hparams_record(run, "_hparams_/experiment")
+    return [m.name.tag for m in data.experiment.metric_infos] if data else []
