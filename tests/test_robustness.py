@@ -25,6 +25,7 @@ from lr_lab.plan import fixed_specs, seed_dir
 from lr_lab.rundir import new_run_dir
 from lr_lab.runner import run_trial
 from tests.conftest import TINY_ARGS, only_run_dir, tiny_config
+from tests.conftest import run_cli as run_cli_err
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -231,13 +232,6 @@ def test_resume_of_a_complete_run_changes_nothing(tmp_path):
 # ------------------------------------------------------------------ output and disk failures
 
 FAST = [*TINY_ARGS, "--trials.max_epochs", "2"]
-
-
-def run_cli_err(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(args)
-    return code, out.getvalue(), err.getvalue()
 
 
 def the_error_line(err: str) -> str:

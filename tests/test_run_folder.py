@@ -3,9 +3,7 @@ full disks, broken pipes, and signals at awkward moments; --resume repairs what 
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 import shutil
@@ -22,21 +20,13 @@ import torch
 
 import lr_lab.finder
 import lr_lab.results
-from lr_lab.cli import main
 from lr_lab.initial_state import weights_sha256
 from lr_lab.rundir import RunLock, new_run_dir
-from tests.conftest import TINY_ARGS, only_run_dir
+from tests.conftest import TINY_ARGS, only_run_dir, run_cli
 from tests.test_robustness import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = [*TINY_ARGS, "--trials.max_epochs", "2"]
-
-
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(args)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
