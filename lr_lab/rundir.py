@@ -9,6 +9,7 @@ any moment leaves either the old file or the new one. One process at a time work
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -170,11 +171,28 @@ def _flock_holder(path: Path) -> str:
     return "another process"
 
 
+_HELD: set[int] = set()  # the descriptors of the locks this process holds
+
+
+def _forget_locks_in_child() -> None:
+    # A forked child (a worker) shares each held folder's open description, and so its flock: a
+    # worker outliving its parent would keep the folder locked. The child closes its copies;
+    # the parent's lock stands on its own descriptor.
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
 class RunLock:
     """An exclusive ``flock`` on the run folder itself while a process works in it.
 
     The kernel drops the lock when the process dies, however it dies, so nothing stale can block
-    a later ``--resume``; and locking the folder writes no file into it.
+    a later ``--resume``; and locking the folder writes no file into it. Forked children do not
+    hold it (:func:`_forget_locks_in_child`).
     """
 
     def __init__(self, run_dir: Path):
@@ -198,13 +216,15 @@ class RunLock:
                 ) from None
             raise
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def release(self) -> None:
-        """Drop the lock."""
-        if self._fd is not None:
+        """Drop the lock (in a forked child, whose copy is closed already: nothing)."""
+        if self._fd in _HELD:
+            _HELD.discard(self._fd)
             os.close(self._fd)
-            self._fd = None
+        self._fd = None
 
     def __enter__(self) -> RunLock:
         return self.acquire()

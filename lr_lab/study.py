@@ -21,7 +21,6 @@ a step (left ``interrupted``, resumable).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import multiprocessing as mp
 import os
 import shlex
@@ -58,23 +57,6 @@ def check_problems(study: list[Problem], out: Path) -> None:
         errors += [f"{problem.name}: {line}" for line in light_problems(inv)]
     if errors:
         raise UsageError("\n".join(errors[:20]))
-
-
-def _init_worker(root: str) -> None:
-    """Set up a worker as the trials' workers are, and close its copy of the study's lock.
-
-    A forked child shares its parent's ``flock`` on the study folder; the lock must go with the
-    parent, whatever becomes of a worker.
-    """
-    from lr_lab.pool import init_worker
-
-    init_worker()  # one thread, dies with the parent, ignores Ctrl-C
-    with contextlib.suppress(OSError):  # no /proc: not Linux; the worker still dies with us
-        folder = os.stat(root)
-        for fd in map(int, os.listdir("/proc/self/fd")):
-            with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
-                if os.path.samestat(os.fstat(fd), folder):
-                    os.close(fd)
 
 
 def _run_problem(problem: Problem, run_dir: str) -> bool:
@@ -128,12 +110,12 @@ def run_problems(
     after each problem that trained something.
     """
     from lr_lab.errors import one_line
-    from lr_lab.pool import stop_pool
+    from lr_lab.pool import init_worker, stop_pool
 
     # Forked, as the trials' workers are: this process trained nothing, and each worker starts
     # on one thread (lr_lab.pool); a problem's trials then pick their own.
     pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
-                                  initializer=_init_worker, initargs=(str(root),))  # fmt: skip
+                                  initializer=init_worker)  # fmt: skip
     queue, running = iter(study), {}
     failed, done_count, start = [], 0, time.perf_counter()
     try:

@@ -158,6 +158,27 @@ def test_a_second_process_gets_in_use(copy):
     one_error_line(err, f"in use by pid {os.getpid()}")
 
 
+def test_a_forked_worker_does_not_keep_the_lock(tmp_path):
+    # A worker shares its parent's open folder: were it to keep the flock, a worker outliving a
+    # killed parent would leave the folder "in use" (the study's --resume was refused so).
+    lock = RunLock(tmp_path).acquire()
+    ready, started = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker (its fork hooks have run): alive while the parent lets go
+        os.write(started, b"x")
+        time.sleep(10)
+        os._exit(0)
+    try:
+        assert os.read(ready, 1) == b"x"
+        lock.release()
+        RunLock(tmp_path).acquire().release()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready)
+        os.close(started)
+
+
 def test_runs_started_together_get_distinct_folders(tmp_path):
     barrier = threading.Barrier(8)
     made: list[Path] = []
