@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from lr_lab.comparison import Row  # noqa: E402
 from lr_lab.results import FinderResult, RunResults, TrialResult  # noqa: E402
-from lr_lab.rundir import atomic_save  # noqa: E402
+from lr_lab.rundir import atomic_file  # noqa: E402
 from lr_lab.table import fmt, loss_text  # noqa: E402
 
 VERDICT_COLORS = {
@@ -266,7 +266,8 @@ def save_png(fig: Figure, path: Path) -> Path:
     """Lay out ``fig``, write it to ``path`` atomically, close it."""
     fig.tight_layout()
     try:
-        atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+        with atomic_file(path) as fh:
+            fig.savefig(fh, dpi=110, format="png")
     finally:
         plt.close(fig)
     return path

@@ -15,7 +15,7 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -86,31 +86,6 @@ def atomic_write(path: Path, data: bytes | str, exclusive: bool = False) -> Path
     with atomic_file(path, "wb" if isinstance(data, bytes) else "w", exclusive) as fh:
         fh.write(data)
     return Path(path)
-
-
-def atomic_save(path: Path, save: Callable[[Path], None]) -> Path:
-    """Atomically create ``path`` with a writer that takes a file name (e.g. ``savefig``).
-
-    Raises:
-        OSError: As :func:`atomic_file`, naming ``path``.
-    """
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-        os.close(fd)
-        save(Path(tmp))
-        os.chmod(tmp, FILE_MODE)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise _named(err, path) from err
-        raise
-    return path
 
 
 def clean_temp(run_dir: Path) -> list[Path]:

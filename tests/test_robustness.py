@@ -373,11 +373,11 @@ def test_a_folder_in_place_of_a_report_file_is_refused(run_copy):
 
 
 def test_atomic_writes_name_the_real_file(tmp_path):
-    from lr_lab.rundir import atomic_save, atomic_write, clean_temp
+    from lr_lab.rundir import atomic_file, atomic_write, clean_temp
 
     (tmp_path / "plot.png").mkdir()
-    with pytest.raises(IsADirectoryError) as caught:
-        atomic_save(tmp_path / "plot.png", lambda tmp: tmp.write_bytes(b"png"))
+    with pytest.raises(IsADirectoryError) as caught, atomic_file(tmp_path / "plot.png") as fh:
+        fh.write(b"png")
     assert caught.value.filename == str(tmp_path / "plot.png")
     atomic_write(tmp_path / "once", "x", exclusive=True)
     with pytest.raises(FileExistsError) as caught:  # still the type callers catch
