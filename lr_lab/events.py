@@ -35,16 +35,15 @@ class ScalarLog:
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
-        self._pending: list[bytes] = []
+        self._pending: list[Event] = []
         self._file: IO[bytes] | None = None
+        self._events: EventFile | None = None
         self._path = self.run_dir
 
     def add(self, tag: str, value: float, step: int) -> None:
         """Queue one point (written at the next :meth:`flush`)."""
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=value)])
-        self._pending.append(
-            Event(wall_time=time.time(), step=step, summary=summary).SerializeToString()
-        )
+        self._pending.append(Event(wall_time=time.time(), step=step, summary=summary))
 
     def flush(self) -> None:
         """Append the queued points to the event file and flush it.
@@ -55,24 +54,22 @@ class ScalarLog:
         if not self._pending:
             return
         try:
-            writer = self._open() if self._file is None else self._writer
-            for record in self._pending:
-                writer.write(record)
+            events = self._events or self._open()
+            for event in self._pending:
+                events.write(event)
             self._file.flush()
         except OSError as err:
             raise OSError(err.errno, err.strerror, str(self._path)) from err
         finally:
             self._pending = []  # written or not, never written twice
 
-    def _open(self) -> RecordWriter:
+    def _open(self) -> EventFile:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
         self._path = self.run_dir / f"{name}.lr_lab"
         self._file = open(self._path, "wb")  # noqa: SIM115 - closed in close()
-        self._writer = RecordWriter(self._file)
-        header = Event(wall_time=time.time(), file_version=FILE_VERSION)
-        self._writer.write(header.SerializeToString())
-        return self._writer
+        self._events = EventFile(self._file)
+        return self._events
 
     def close(self) -> None:
         """Write what is queued and close the file."""
@@ -88,7 +85,7 @@ class ScalarLog:
 
 
 class EventFile:
-    """Summaries written one by one into an open event file (the report's, see tb_report).
+    """Records written one by one into an open event file (a trial's curves, the report's).
 
     Args:
         fh: The file, open for binary writing.
@@ -98,15 +95,18 @@ class EventFile:
         self._writer = RecordWriter(fh)
         # SummaryWriter's header, so the file reads as one of its files.
         source = SourceMetadata(writer="tensorboard.summary.writer.event_file_writer")
-        header = Event(wall_time=time.time(), file_version=FILE_VERSION, source_metadata=source)
-        self._writer.write(header.SerializeToString())
+        self.write(Event(wall_time=time.time(), file_version=FILE_VERSION, source_metadata=source))
+
+    def write(self, event: Event) -> None:
+        """Write one event record."""
+        self._writer.write(event.SerializeToString())
 
     def add_summary(self, summary: Summary, step: int | None = None) -> None:
         """Write one summary (at ``step``, or none, as ``SummaryWriter``)."""
         event = Event(wall_time=time.time(), summary=summary)
         if step is not None:
             event.step = int(step)
-        self._writer.write(event.SerializeToString())
+        self.write(event)
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         """Write one point of a scalar curve."""
