@@ -226,8 +226,7 @@ def run_experiment(
             write_results(run_dir, results)
             progress(f"  finder: {describe_finder(finder)}")
         if cfg.finder.verify:
-            taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]
-            run(check_specs(cfg, finder, run_dir, taken, threads))
+            run(check_specs(cfg, finder, run_dir, results, threads))
 
     results.comparison = compare(results, rule_names(cfg))
     results.wall_s += time.perf_counter() - start

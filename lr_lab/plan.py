@@ -45,10 +45,19 @@ def fixed_specs(
 
 
 def check_specs(
-    cfg: ExperimentConfig, finder: FinderResult, run_dir: Path, taken: list[float], threads: int = 1
+    cfg: ExperimentConfig,
+    finder: FinderResult,
+    run_dir: Path,
+    results: RunResults,
+    threads: int = 1,
 ) -> list[TrialSpec]:
-    """One ``finder_check`` trial per distinct suggestion not already trained at that LR."""
+    """One ``finder_check`` trial per distinct suggestion not already trained at that LR.
+
+    The grid trials of the finder's seed in ``results`` are those LRs (a suggestion equal to a
+    grid LR reads that trial instead).
+    """
     folder = seed_dir(run_dir, finder.seed)
+    taken = [t.lr for t in results.trials if t.seed == finder.seed and t.role == "fixed"]
     by_lr: dict[float, list[str]] = {}
     for rule, lr in finder.rules.items():
         if lr is not None and not any(math.isclose(lr, t) for t in taken):
@@ -78,8 +87,7 @@ def check_plan(cfg: ExperimentConfig, results: RunResults, run_dir: Path) -> Non
             raise ResultsError(
                 f"results.json: a finder of seed {finder.seed}, not in this run's seeds"
             )
-        taken = [t.lr for t in results.trials if t.seed == finder.seed and t.role == "fixed"]
-        planned |= {s.key: s for s in check_specs(cfg, finder, run_dir, taken)}
+        planned |= {s.key: s for s in check_specs(cfg, finder, run_dir, results)}
     keys = [t.key for t in results.trials]
     for trial in results.trials:
         spec = planned.get(trial.key)
@@ -113,7 +121,6 @@ def plan_pending(cfg: ExperimentConfig, results: RunResults, run_dir: Path) -> l
             if cfg.finder.verify:
                 pending.append(f"seed{seed}/{CHECKS}")
         elif cfg.finder.verify:
-            taken = [t.lr for t in results.trials if t.seed == seed and t.role == "fixed"]
-            checks = check_specs(cfg, finders[seed], run_dir, taken)
+            checks = check_specs(cfg, finders[seed], run_dir, results)
             pending += [s.key for s in checks if s.key not in done]
     return pending

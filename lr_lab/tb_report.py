@@ -21,7 +21,8 @@ from torch.utils.tensorboard.summary import hparams
 
 from lr_lab.config import FINDER_RUN
 from lr_lab.events import EventFile
-from lr_lab.results import RunResults, TrialResult
+from lr_lab.plan import seed_dir
+from lr_lab.results import FinderResult, RunResults, TrialResult
 from lr_lab.rundir import atomic_file
 from lr_lab.table import answer, fmt, markdown_tables
 
@@ -74,9 +75,7 @@ def finder_step(lr: float) -> int:
     return round(1000 * math.log10(lr))
 
 
-def _finder_events(results: RunResults, seed_dir: Path) -> Callable[[EventFile], None]:
-    finder = next(f for f in results.finders if f"seed{f.seed}" == seed_dir.name)
-
+def _finder_events(finder: FinderResult) -> Callable[[EventFile], None]:
     def fill(writer: EventFile) -> None:
         curves = {
             "lr_finder/loss_lightning": finder.loss,
@@ -170,8 +169,8 @@ def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> l
 
     written.append(write_events(run_dir / SUMMARY_RUN, summary))
     for finder in results.finders:
-        seed_dir = run_dir / f"seed{finder.seed}"
-        written.append(write_events(seed_dir / FINDER_RUN, _finder_events(results, seed_dir)))
+        run = seed_dir(run_dir, finder.seed) / FINDER_RUN
+        written.append(write_events(run, _finder_events(finder)))
     ranks = _trial_rank(results)
     for trial in results.trials:
         rank = ranks.get(trial.key, (None, None))
