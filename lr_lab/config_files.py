@@ -210,13 +210,14 @@ def extract_class_specs(
                 out += argv[i : i + step]
             i += step
             continue
-        if section in SECTIONS and not rest and value is not None:
+        if section in SECTIONS and not rest and value is not None:  # --trials '{...}'
             try:
-                given = {section: _class_value(value, section)}
+                bad = _drop_unusable_keys(
+                    {section: _class_value(value, section)}, "on the command line"
+                )
             except UsageError as err:
-                problems.append(str(err))
-                given = {}
-            if bad := _drop_unusable_keys(given, "on the command line"):
+                bad = [str(err)]
+            if bad:
                 problems += bad
                 i += step
                 continue
