@@ -6,10 +6,11 @@ finder's suggestion holds up; or, from Python, ``lr_lab.run(config)`` (``lr_lab.
 finishes a stopped one).
 """
 
+from lr_lab.analysis.results import RunResults
 from lr_lab.errors import LabError, UsageError
+from lr_lab.version import __version__
 
-__version__ = "0.2.0"
-__all__ = ["LabError", "UsageError", "resume", "run"]
+__all__ = ["LabError", "RunResults", "UsageError", "__version__", "resume", "run"]
 
 
 def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201

@@ -1,96 +1,167 @@
-"""The Python API, for notebooks and scripts: ``lr_lab.run(config)``, ``lr_lab.resume(run_dir)``.
+"""The core entry, for notebooks, scripts, the command line and the study.
 
     import lr_lab
     results = lr_lab.run("sweep", overrides={"trials.max_epochs": 5})
     results.comparison.recommendation.lr
 
-The same checks, run folder, report and ``results.json`` as the command line; bad input raises
-:class:`~lr_lab.errors.UsageError` (one line per problem) before anything is written. A run
-stopped by Ctrl-C is finished with ``lr_lab.resume(run_dir)`` from the same script, which can
-import classes that ``lr-lab --resume`` cannot (those defined in the script's ``__main__``).
+A config (a path or bundled name, a dict, an :class:`~lr_lab.config.schema.ExperimentConfig`)
+goes in, a typed :class:`~lr_lab.analysis.results.RunResults` comes out; nothing passes through a
+command line or a temporary file. Every input is checked before a run folder exists: light
+checks first (no torch), then the classes, tried. Bad input raises
+:class:`~lr_lab.errors.UsageError` (one line per problem); a run stopped by Ctrl-C raises
+``KeyboardInterrupt`` naming ``lr_lab.resume(run_dir)``, which finishes it.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import asdict, is_dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lr_lab import interrupt
-from lr_lab.config_files import override_argv
+from lr_lab.config.checks import check_request
+from lr_lab.config.parse import RESUME_OPTIONS, Request, load
 from lr_lab.errors import UsageError
 
 
-def plain_data(value: Any, key: str) -> Any:
-    """``value`` as what YAML and JSON hold: numpy (and torch) values as Python numbers and lists.
+def check(request: Request, model: Any = None, datamodule: Any = None):  # noqa: ANN201
+    """Every check on a request, light ones first; the experiment to run.
+
+    Args:
+        request: The parsed config and run options.
+        model: A LightningModule class, factory or instance given instead of ``model.class_path``.
+        datamodule: The same for ``data``.
+
+    Returns:
+        The :class:`~lr_lab.experiment.session.Experiment`.
 
     Raises:
-        UsageError: A value that is not data (naming its key).
+        UsageError: Every problem found, one line each (nothing is written).
     """
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise UsageError(f"{key}: keys must be strings, got {list(value)!r}")
-        return {k: plain_data(v, f"{key}.{k}" if key else k) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_data(v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    if hasattr(value, "tolist"):  # a numpy array or scalar, a torch tensor
-        return plain_data(value.tolist(), key)
-    for kind in (bool, int, float, str):  # subclasses yaml.safe_dump refuses
-        if isinstance(value, kind):
-            return kind(value)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise UsageError(
-        f"{key} = {value!r}: not a config value ({type(value).__name__}); use numbers, "
-        "strings, lists and mappings"
+    cfg = request.config
+    problems = list(request.problems)
+    if request.resume is None:
+        problems += [p for p in check_request(cfg, request.init) if p not in problems]
+    if problems:
+        raise UsageError("\n".join(problems))
+    if request.resume is None and request.print_config is None:
+        from lr_lab.experiment.folder import check_out_dir
+
+        if why := check_out_dir(Path(request.out)):
+            raise UsageError(why)
+    from lr_lab.training.problem import Experiment, fit_settings, problem_of
+
+    init = Path(request.init) if request.init is not None and request.resume is None else None
+    if _light(request, model, datamodule):  # nothing to import and try: torch stays unloaded
+        return Experiment(cfg, problem_of(cfg), fit_settings(cfg), init)
+    from lr_lab.training.classes import check_device, check_init, resolve
+
+    problem, fit, problems = resolve(cfg, model, datamodule)
+    problems += check_device(fit.trainer)
+    if not problems and init is not None:
+        problems += check_init(init, problem)
+    if problems:
+        raise UsageError("\n".join(problems))
+    return Experiment(cfg, problem, fit, init)
+
+
+def _light(request: Request, model: Any, datamodule: Any) -> bool:
+    """Whether a request names nothing to import and try: the built-ins, no objects, no --init."""
+    cfg = request.config
+    return (
+        cfg.builtin_model
+        and cfg.builtin_data
+        and model is None
+        and datamodule is None
+        and request.init is None
+        and set(cfg.trainer) <= {"accelerator"}
+        and str(cfg.trainer.get("accelerator", "auto")) in ("auto", "cpu")
     )
 
 
-def _argv(config: Any, overrides: dict[str, Any] | None, tmp: Path) -> tuple[list[str], str]:
-    if config is None:
-        argv, name = [], "default"
-    elif isinstance(config, (str, Path)):
-        argv, name = ["--config", str(config)], Path(config).stem
-    elif isinstance(config, dict) or is_dataclass(config):
-        data = plain_data(asdict(config) if is_dataclass(config) else config, "")
-        path = tmp / "config.yaml"
-        path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        argv, name = ["--config", str(path)], "api"
-    else:
+def resume_request(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Request:
+    """The request that finishes ``run_dir``: its own ``config.yaml``, and where trials run now.
+
+    Raises:
+        UsageError: Not a run folder, or an option other than where trials run.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "results.json").is_file():
         raise UsageError(
-            f"config: expected a path, a dict or an ExperimentConfig, got {type(config).__name__}"
+            f"--resume {run_dir}: not an lr_lab run folder (needs config.yaml and results.json)"
         )
-    if not isinstance(overrides, dict | None):
-        raise UsageError(
-            f"overrides: expected a dict of dotted keys, e.g. {{'trials.max_epochs': 5}}, "
-            f"got {type(overrides).__name__}"
-        )
-    overrides = {k: plain_data(v, k) for k, v in (overrides or {}).items()}
-    return argv + override_argv(overrides), name
+    bad = sorted(set(overrides or {}) - set(RESUME_OPTIONS))
+    if bad:
+        raise UsageError(f"--resume {run_dir}: only where trials run may change, not {bad[0]}")
+    request = load(run_dir / "config.yaml", overrides)
+    request.resume, request.name = str(run_dir), run_dir.name
+    return request
+
+
+def start(
+    request: Request,
+    *,
+    model: Any = None,
+    datamodule: Any = None,
+    folder: Path | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+    on_open: Callable | None = None,
+    waiting: Callable[[], None] = lambda: None,
+):  # noqa: ANN201
+    """Check ``request`` and run (or finish) it: the one sequence behind every caller.
+
+    Args:
+        request: What to run (or, with ``request.resume``, which folder to finish).
+        model: See :func:`run`.
+        datamodule: See :func:`run`.
+        folder: The new run's folder by name (a study's problem), instead of ``out/<time>-<name>``.
+        progress: Called with one line per finished step.
+        on_open: Called once the folder is open (see :func:`~lr_lab.experiment.session.run_session`).
+        waiting: Called if another run of this process is in progress.
+
+    Returns:
+        The :class:`~lr_lab.experiment.session.Outcome`.
+    """
+    exp = check(request, model, datamodule)
+    from lr_lab.experiment.session import run_session
+
+    resumed = request.resume is not None
+    return run_session(
+        exp,
+        out=Path(request.out),
+        name=request.name,
+        folder=Path(request.resume) if resumed else folder,
+        resume=resumed,
+        progress=progress,
+        on_open=on_open,
+        waiting=waiting,
+    )
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    return (lambda line: None) if quiet else (lambda line: print(line, flush=True))
 
 
 def run(
     config: Any = None,
     *,
+    model: Any = None,
+    datamodule: Any = None,
+    overrides: dict[str, Any] | None = None,
     out: str | Path = "runs",
     init: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
     quiet: bool = False,
-):
-    """Run one experiment and return its :class:`~lr_lab.results.RunResults`.
+):  # noqa: ANN201
+    """Run one experiment and return its :class:`~lr_lab.analysis.results.RunResults`.
 
     Args:
         config: A YAML file, a bundled config's name (``"sweep"``), a dict of keys, or an
-            :class:`~lr_lab.config.ExperimentConfig`; None for ``configs/default.yaml``.
+            :class:`~lr_lab.config.schema.ExperimentConfig`; None for the defaults.
+        model: Your LightningModule: a class (its ``init_args`` from the config), a factory, or
+            an instance (deep-copied for every trial: yours is never trained).
+        datamodule: Your LightningDataModule, the same ways.
+        overrides: Dotted keys and values applied on top, e.g. ``{"trials.max_epochs": 5}``.
         out: The folder that gets the new run folder.
         init: An ``init.ckpt`` to start every seed from.
-        overrides: Dotted keys and values applied on top, e.g. ``{"trials.max_epochs": 5}``.
         quiet: Print no progress lines.
 
     Returns:
@@ -101,24 +172,25 @@ def run(
         LabError: Any other failure the command line reports in one line (the message is that
             line): a trial that breaks the module contract, a full disk, ... (UsageError is one).
         KeyboardInterrupt: Stopped by Ctrl-C; the run folder says ``interrupted`` and can be
-            finished with :func:`resume` (or ``lr-lab --resume`` when its classes import).
+            finished with :func:`resume`.
     """
-    from lr_lab.validate import validate
-
-    with tempfile.TemporaryDirectory() as tmp:
-        argv, name = _argv(config, overrides, Path(tmp))
-        argv += ["--out", str(out)] + (["--init", str(init)] if init else [])
-        try:
-            inv = validate(argv)
-        except UsageError as err:  # a dict config went through a file the caller never saw
-            raise UsageError(
-                str(err).replace(f"in {Path(tmp) / 'config.yaml'}", "in config")
-            ) from None
-    inv.config_name = name
-    return _launch(inv, quiet)
+    request = load(config, overrides)
+    request.out, request.init = str(out), str(init) if init is not None else None
+    say = _say(quiet)
+    say_open = lambda run_dir, results, work: say(f"lr-lab: run folder {run_dir}")  # noqa: E731
+    waiting = lambda: say("lr-lab: waiting for the run in progress in this process")  # noqa: E731
+    return start(request, model=model, datamodule=datamodule, progress=say, on_open=say_open,
+                 waiting=waiting).results  # fmt: skip
 
 
-def resume(run_dir: str | Path, *, quiet: bool = False):
+def resume(
+    run_dir: str | Path,
+    *,
+    model: Any = None,
+    datamodule: Any = None,
+    overrides: dict[str, Any] | None = None,
+    quiet: bool = False,
+):  # noqa: ANN201
     """Finish a stopped run folder, as ``lr-lab --resume RUN_DIR`` does.
 
     Only what is missing runs, from the same ``init.ckpt``; a complete, intact run is left as
@@ -126,10 +198,13 @@ def resume(run_dir: str | Path, *, quiet: bool = False):
 
     Args:
         run_dir: The run folder (``runs/<time>-<config>``).
+        model: The module (or class, or factory) the run was started with from Python.
+        datamodule: The same for the data.
+        overrides: Where trials run now (``trials.executor``, ``trials.workers``, ``ray.*``).
         quiet: Print no progress lines.
 
     Returns:
-        The complete run's :class:`~lr_lab.results.RunResults`.
+        The complete run's :class:`~lr_lab.analysis.results.RunResults`.
 
     Raises:
         UsageError: Not a run folder, or its config was edited since it started.
@@ -137,30 +212,8 @@ def resume(run_dir: str | Path, *, quiet: bool = False):
             process (``RunDirError``), or any other failure the command line reports in one line.
         KeyboardInterrupt: Stopped again by Ctrl-C; call ``resume`` again.
     """
-    from lr_lab.validate import validate
-
-    return _launch(validate(["--resume", str(run_dir)]), quiet)
-
-
-def _launch(inv: Any, quiet: bool):
-    """Open (or reopen) the run folder, run what is left, return the records."""
-    from lr_lab.launch import finish, open_run, todo
-    from lr_lab.trainer import quiet_lightning
-
-    quiet_lightning()
-    with interrupt.stop_on_signals():
-        run_dir, results, lock = open_run(inv)
-        try:
-            if not quiet:
-                verb = "resuming" if inv.resume is not None else "run folder"
-                print(f"lr-lab: {verb} {run_dir}", flush=True)
-            progress = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
-            try:
-                outcome = finish(inv, run_dir, results, progress, todo(inv, results, run_dir))
-            except interrupt.Interrupted:
-                raise KeyboardInterrupt(
-                    f"stopped; finish with: lr_lab.resume({str(run_dir)!r})"
-                ) from None
-        finally:
-            lock.release()
-    return outcome.results
+    say = _say(quiet)
+    request = resume_request(run_dir, overrides)
+    say_open = lambda d, results, work: say(f"lr-lab: resuming {d}")  # noqa: E731
+    return start(request, model=model, datamodule=datamodule, progress=say,
+                 on_open=say_open).results  # fmt: skip

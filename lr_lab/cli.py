@@ -1,119 +1,133 @@
 """The command line: ``lr-lab`` / ``python scripts/run.py``.
 
-    python scripts/run.py                                  # configs/default.yaml
+    python scripts/run.py                                  # the defaults (configs/default.yaml)
     python scripts/run.py --config sweep --trials.max_epochs 5
     python scripts/run.py --resume runs/20261129-101500-default
 
-Checks all input first (fast; nothing is written when anything is wrong), then creates a new run
-folder, runs the experiment, writes the report and prints the comparison. Every failure is one
-line on stderr; exit codes are in :mod:`lr_lab.errors`. Signals are caught from the very start, so
-a Ctrl-C at any moment stops cleanly.
+Parses argv into the same request the Python API builds (:mod:`lr_lab.config.parse`), and runs
+it through the same core (:func:`lr_lab.api.start`); this module only prints. All input is checked
+first (light checks before torch loads; nothing is written when anything is wrong). Every failure
+is one line on stderr; exit codes are in :mod:`lr_lab.errors`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import sys
 from pathlib import Path
 
-from lr_lab import interrupt
-from lr_lab.console import PROG, Console, error, null_closed_streams
+from lr_lab.console import Console, error, null_closed_streams
+
+
+def command() -> str:
+    """How the user ran this: ``lr-lab``, or ``python scripts/run.py`` (for the resume hint)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "lr-lab"
+    name = Path(argv0).name
+    if name in ("lr-lab", "__main__.py", "-c", "-m") or not name.endswith(".py"):
+        return "lr-lab"
+    try:
+        shown = os.path.relpath(argv0)
+    except ValueError:  # another drive (Windows)
+        shown = argv0
+    return f"python {shlex.quote(shown if not shown.startswith('..') else argv0)}"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lr-lab`` with ``argv`` (default: the command line) and return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     null_closed_streams()  # `lr-lab 2>&-`: a run without stderr still runs
-    if argv[:1] == ["study"]:  # lr-lab study ...: the rule study (lr_lab/study.py)
-        from lr_lab.study import main as study
+    if argv[:1] == ["study"]:  # lr-lab study ...: the study (lr_lab/study/runner.py)
+        from lr_lab.study.runner import main as study
 
         return study(argv[1:])
-    with interrupt.stop_on_signals():
+    from lr_lab.interrupt import Stopped
+
+    try:
         return _main(argv, Console())
-
-
-def _stopped_early() -> int | None:
-    signum = interrupt.requested()
-    if signum is None:
-        return None
-    error(f"interrupted by {signal.Signals(signum).name} before the run started; nothing written")
-    return 128 + signum
+    except Stopped:
+        raise  # _main says it; never here
+    except KeyboardInterrupt:  # Ctrl-C before the run's folder existed (or a user's class)
+        error("interrupted by Ctrl-C before the run started; nothing written")
+        return 128 + signal.SIGINT
 
 
 def _main(argv: list[str], console: Console) -> int:
-    from lr_lab.config_files import dump_config
+    from lr_lab.config.command_line import help_text, parse_argv
+    from lr_lab.config.files import dump_config
     from lr_lab.errors import LabError, UsageError, exit_code, one_line
-    from lr_lab.validate import validate
 
     try:
-        inv = validate(argv)
+        request = parse_argv(argv)
+        if request.help:
+            console.line(help_text())
+            return 0
+        from lr_lab import api
+
+        if request.resume is not None:
+            request = api.resume_request(request.resume, request.overrides)
+        if request.print_config == "skip_check":
+            console.line(dump_config(request.config).rstrip())
+            return 0
+        if request.print_config:
+            api.check(request)
+            console.line(dump_config(request.config).rstrip())
+            return 0
     except UsageError as err:
         for line in str(err).splitlines():
             error(line)
         return exit_code(err)
-    except KeyboardInterrupt:  # raised by a user's class while it is imported or tried
-        error("interrupted (KeyboardInterrupt) before the run started; nothing written")
-        return 128 + signal.SIGINT
-    if (code := _stopped_early()) is not None:
-        return code
-    if inv.print_config:
-        console.line(dump_config(inv.cfg).rstrip())
-        return 0
 
-    from lr_lab.launch import ERROR_LOG, finish, open_run, todo
-    from lr_lab.trainer import quiet_lightning
+    from lr_lab.interrupt import Stopped
 
-    quiet_lightning()
-    if (code := _stopped_early()) is not None:
-        return code
+    opened: dict = {}
+
+    def on_open(run_dir: Path, results, work) -> None:  # noqa: ANN001
+        opened.update(run_dir=run_dir, results=results)
+        if request.resume is None:
+            console.line(f"lr-lab: run folder {run_dir}")
+            return
+        left = "; nothing to do" if work.nothing else ""
+        console.line(
+            f"lr-lab: resuming {run_dir} ({results.status}): {len(results.trials)} trials done, "
+            f"{len(results.pending)} known to be left{left}"
+        )
+
+    def waiting() -> None:
+        console.line("lr-lab: waiting for the run in progress in this process")
+
     try:
-        run_dir, results, lock = open_run(inv)
-    except (LabError, OSError) as err:
-        error(one_line(err))
+        outcome = api.start(request, progress=console.line, on_open=on_open, waiting=waiting)
+    except Stopped as stop:
+        left = ", ".join(stop.results.pending) or "nothing"
+        error(
+            f"interrupted by {signal.Signals(stop.signum).name}; {len(stop.results.trials)} "
+            f"finished trials are kept in {stop.run_dir / 'results.json'}; left: {left}. "
+            f"Finish with: {command()} --resume {shlex.quote(str(stop.run_dir))}"
+        )
+        return 128 + stop.signum
+    except UsageError as err:
+        for line in str(err).splitlines():
+            error(line)
         return exit_code(err)
-    try:
-        try:
-            work = todo(inv, results, run_dir)
-        except LabError as err:
+    except (LabError, OSError, Exception) as err:
+        run_dir = opened.get("run_dir")
+        if run_dir is None:
             error(one_line(err))
             return exit_code(err)
-        if inv.resume is not None:
-            console.line(
-                f"{PROG}: resuming {run_dir} ({results.status}): {len(results.trials)} trials "
-                f"done, {len(results.pending)} known to be left"
-                + ("; nothing to do" if work.nothing else "")
-            )
-            if work.nothing:
-                _print_answer(console, run_dir, results, [])
-                return 0
-        else:
-            console.line(f"{PROG}: run folder {run_dir}")
-        try:
-            outcome = finish(inv, run_dir, results, console.line, work)
-        except BaseException as err:
-            signum = interrupt.requested()
-            if signum is not None:
-                left = ", ".join(results.pending) or "nothing"
-                error(
-                    f"interrupted by {signal.Signals(signum).name}; {len(results.trials)} finished "
-                    f"trials are kept in {run_dir / 'results.json'}; left: {left}. "
-                    f"Finish with: {PROG} --resume {shlex.quote(str(run_dir))}"
-                )
-                return 128 + signum
-            if not isinstance(err, Exception):
-                raise
-            log = run_dir / ERROR_LOG
-            where = f" (details in {log})" if log.is_file() and results.status == "failed" else ""
-            error(f"{one_line(err)}{where}{_unrecorded(run_dir, results.status)}")
-            return exit_code(err)
-        if outcome.repaired:
-            console.line(f"{PROG}: redrew the report ({', '.join(outcome.repaired)})")
-        _print_answer(console, run_dir, outcome.results, outcome.pngs)
-        return 0
-    finally:
-        lock.release()
+        from lr_lab.experiment.session import ERROR_LOG
+
+        status = opened["results"].status
+        log = run_dir / ERROR_LOG
+        where = f" (details in {log})" if log.is_file() and status == "failed" else ""
+        error(f"{one_line(err)}{where}{_unrecorded(run_dir, status)}")
+        return exit_code(err)
+    if outcome.repaired:
+        console.line(f"lr-lab: redrew the report ({', '.join(outcome.repaired)})")
+    _print_answer(console, outcome.run_dir, outcome.results, outcome.pngs)
+    return 0
 
 
 def _unrecorded(run_dir: Path, status: str) -> str:
@@ -132,11 +146,9 @@ def _unrecorded(run_dir: Path, status: str) -> str:
 
 
 def _print_answer(console: Console, run_dir: Path, results, pngs: list[Path]) -> None:  # noqa: ANN001
-    from lr_lab.report import pngs_of
-    from lr_lab.table import answer, format_table
-    from lr_lab.tb_report import summary_links
+    from lr_lab.report.table import answer, format_table
+    from lr_lab.report.tensorboard import summary_links
 
-    pngs = pngs or pngs_of(results, run_dir)
     console.line()
     console.line(format_table(results))
     console.line()

@@ -37,14 +37,17 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
-from lr_lab.batched import run_batched  # noqa: E402
-from lr_lab.config import DataConfig, ExperimentConfig, ModelConfig, OptimizerConfig, TrialsConfig  # noqa: E402
-from lr_lab.data import RegressionDataModule  # noqa: E402
-from lr_lab.experiment import prepare_initial_state  # noqa: E402
-from lr_lab.model import SimpleRegressionNet  # noqa: E402
-from lr_lab.plan import INIT_FILE, fixed_specs, seed_dir  # noqa: E402
-from lr_lab.runner import log_stride, run_trial  # noqa: E402
-from lr_lab.trainer import quiet_lightning  # noqa: E402
+from lr_lab.analysis.results import INIT_FILE, seed_dir  # noqa: E402
+from lr_lab.config.parse import load  # noqa: E402
+from lr_lab.experiment.initial_state import prepare_initial_state  # noqa: E402
+from lr_lab.experiment.plan import fixed_trials  # noqa: E402
+from lr_lab.experiment.plan import specs as plan_specs  # noqa: E402
+from lr_lab.training.batched import run_batched  # noqa: E402
+from lr_lab.training.data import RegressionDataModule  # noqa: E402
+from lr_lab.training.model import SimpleRegressionNet  # noqa: E402
+from lr_lab.training.problem import Experiment, fit_settings, problem_of  # noqa: E402
+from lr_lab.training.runner import log_stride, run_trial  # noqa: E402
+from lr_lab.training.trainer import quiet_lightning  # noqa: E402
 
 WAYS = ("plain", "plain-noTB", "lab", "processes", "batched", "ray")
 
@@ -74,20 +77,20 @@ class _NoWriter:
         pass
 
 
-def plain_trial(cfg: ExperimentConfig, init: Path, lr: float, log_dir: Path | None) -> int:
+def plain_trial(exp: Experiment, init: Path, lr: float, log_dir: Path | None) -> int:
     """What a careful plain-PyTorch user writes: same net, data, order, checks and logging."""
-    dm = RegressionDataModule(cfg.data, 0)
-    net = SimpleRegressionNet(dm.input_dim, cfg.model.hidden_dims)
+    cfg, m = exp.cfg, exp.problem.builtin_model
+    dm = RegressionDataModule(**cfg.data.init_args, seed=0)
+    net = SimpleRegressionNet(dm.input_dim, m.hidden_dims)
     state = torch.load(init, weights_only=True)["state_dict"]
     net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})
-    o = cfg.optimizer
-    if o.name == "sgd":
+    if m.optimizer == "sgd":
         opt = torch.optim.SGD(
-            net.parameters(), lr=lr, momentum=o.momentum, weight_decay=o.weight_decay
+            net.parameters(), lr=lr, momentum=m.momentum, weight_decay=m.weight_decay
         )
     else:
-        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=o.weight_decay)
-    stride = log_stride(cfg, dm.steps_per_epoch)
+        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=m.weight_decay)
+    stride = log_stride(exp.fit, dm.steps_per_epoch)
     writer = SummaryWriter(str(log_dir / f"plain_lr={lr:.3g}")) if log_dir else _NoWriter()
     loader = dm.train_dataloader()
     step, first = 0, None
@@ -114,22 +117,22 @@ def plain_trial(cfg: ExperimentConfig, init: Path, lr: float, log_dir: Path | No
     return step
 
 
-def lab_way(cfg: ExperimentConfig, base: Path, way: str, workers: int) -> list:
+def lab_way(exp: Experiment, base: Path, way: str, workers: int) -> list:
     """Run the fixed trials one lab way; return their results in spec order."""
-    prepare_initial_state(cfg, 0, seed_dir(base, 0), None, None)
-    specs = fixed_specs(cfg, 0, base)
+    prepare_initial_state(exp.problem, 0, seed_dir(base, 0), None, None)
+    specs = plan_specs(fixed_trials(exp.cfg, 0), exp.problem, exp.fit, base, threads=1)
     if way == "batched":
         return run_batched(specs)
     if way == "lab":
         return [run_trial(s) for s in specs]
     got: dict = {}
     if way == "processes":
-        from lr_lab.pool import run_processes
+        from lr_lab.executors.pool import run_processes
 
         run_processes(specs, workers, [], lambda r: got.update({r.name: r}))
     else:
-        from lr_lab.config import RayConfig
-        from lr_lab.ray_executor import run_ray
+        from lr_lab.config.schema import RayConfig
+        from lr_lab.executors.ray import run_ray
 
         run_ray(specs, RayConfig(cpus_per_trial=1), lambda r: got.update({r.name: r}))
     return [got[s.name] for s in specs]
@@ -159,12 +162,15 @@ def main() -> None:
     quiet_lightning()
     grid = torch.logspace(math.log10(args.lr_min), math.log10(args.lr_max), args.lrs)
     lrs = [float(f"{v:.4g}") for v in grid]
-    cfg = ExperimentConfig(
-        data=DataConfig(n_samples=args.n_samples, batch_size=args.batch_size),
-        model=ModelConfig(hidden_dims=[int(h) for h in args.hidden.split(",") if h]),
-        optimizer=OptimizerConfig(name=args.optimizer),
-        trials=TrialsConfig(lrs=lrs, max_epochs=args.epochs, batched=False),
-    )
+    request = load(None, {
+        "data.n_samples": args.n_samples, "data.batch_size": args.batch_size,
+        "model.hidden_dims": [int(h) for h in args.hidden.split(",") if h],
+        "model.optimizer": args.optimizer,
+        "trials.lrs": lrs, "trials.max_epochs": args.epochs, "trials.batched": False,
+    })  # fmt: skip
+    assert not request.problems, request.problems
+    cfg = request.config
+    exp = Experiment(cfg, problem_of(cfg), fit_settings(cfg))
     print(
         f"{args.lrs} LRs ({lrs[0]:g}..{lrs[-1]:g}), net 1-{args.hidden.replace(',', '-')}-1, "
         f"{args.n_samples} samples, batch {args.batch_size}, {args.epochs} epochs, "
@@ -177,7 +183,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             base = Path(tmp)
-            prepare_initial_state(cfg, 0, seed_dir(base / "ref", 0), None, None)
+            prepare_initial_state(exp.problem, 0, seed_dir(base / "ref", 0), None, None)
             init = seed_dir(base / "ref", 0) / INIT_FILE
             for way in args.ways:
                 threads = torch.get_num_threads()
@@ -185,9 +191,9 @@ def main() -> None:
                 start = time.perf_counter()
                 if way.startswith("plain"):
                     log = base / "plain" if way == "plain" else None
-                    steps = sum(plain_trial(cfg, init, lr, log) for lr in lrs)
+                    steps = sum(plain_trial(exp, init, lr, log) for lr in lrs)
                 else:
-                    results = lab_way(cfg, base / way, way, args.workers)
+                    results = lab_way(exp, base / way, way, args.workers)
                     steps = sum(r.steps for r in results)
                     losses[way] = [r.train_loss for r in results]
                 wall = time.perf_counter() - start

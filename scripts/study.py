@@ -9,7 +9,7 @@ from pathlib import Path
 # Run from a checkout without installing: make the package beside this script importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lr_lab.study import main  # noqa: E402
+from lr_lab.study.runner import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from lr_lab.config import DataConfig, ExperimentConfig, FinderConfig, ModelConfig, TrialsConfig
-from lr_lab.trainer import quiet_lightning
+from lr_lab.config.parse import load
+from lr_lab.experiment.orchestrate import prepare_initial_state
+from lr_lab.experiment.plan import fixed_trials, seed_dir, specs
+from lr_lab.training.problem import Experiment, TrialSpec, fit_settings, problem_of
+from lr_lab.training.trainer import quiet_lightning
 
 quiet_lightning()
 
@@ -22,22 +25,55 @@ TINY_ARGS = [
 ]  # fmt: skip
 
 
-def tiny_config(**overrides) -> ExperimentConfig:
-    cfg = ExperimentConfig(
-        data=DataConfig(n_samples=160, batch_size=32),
-        model=ModelConfig(hidden_dims=[16]),
-        trials=TrialsConfig(lrs=[0.05, 0.001, 5.0], max_epochs=3),
-        finder=FinderConfig(num_training=30),
-    )
-    for key, value in overrides.items():
-        section, _, name = key.partition("__")
-        setattr(getattr(cfg, section), name, value) if name else setattr(cfg, section, value)
-    return cfg
+TINY = {
+    "data.n_samples": 160,
+    "data.batch_size": 32,
+    "model.hidden_dims": [16],
+    "trials.lrs": [0.05, 0.001, 5.0],
+    "trials.max_epochs": 3,
+    "finder.num_training": 30,
+}
+RENAMED = {"optimizer.name": "model.optimizer", "optimizer.momentum": "model.momentum"}
+
+
+def experiment(overrides: dict | None = None, base: dict | None = None) -> Experiment:
+    """The built-in experiment with dotted ``overrides``, as the API reads it (checked)."""
+    request = load(None, {**(TINY if base is None else base), **(overrides or {})})
+    assert request.problems == [], request.problems
+    cfg = request.config
+    return Experiment(cfg, problem_of(cfg), fit_settings(cfg))
+
+
+def tiny_config(**overrides) -> Experiment:
+    """The tiny experiment; ``trials__lrs=[...]`` sets ``trials.lrs``."""
+    dotted = {k.replace("__", "."): v for k, v in overrides.items()}
+    return experiment({RENAMED.get(k, k): v for k, v in dotted.items()})
+
+
+def fixed_specs(exp: Experiment, seed: int, run_dir: Path, threads: int = 1) -> list[TrialSpec]:
+    """The grid trials of one seed, as an executor gets them."""
+    return specs(fixed_trials(exp.cfg, seed), exp.problem, exp.fit, run_dir, threads)
+
+
+def init_state(exp: Experiment, run_dir: Path, seed: int = 0) -> str:
+    """``run_dir/seedN/init.ckpt`` made as a run makes it; its sha256."""
+    return prepare_initial_state(exp.problem, seed, seed_dir(run_dir, seed), None, None)
 
 
 @pytest.fixture
-def tiny_cfg() -> ExperimentConfig:
+def tiny_cfg() -> Experiment:
     return tiny_config()
+
+
+def validate(argv: list[str]) -> Experiment:
+    """The command line parsed and checked as ``lr-lab`` does it (raises UsageError)."""
+    from lr_lab import api
+    from lr_lab.config.command_line import parse_argv
+
+    request = parse_argv(argv)
+    if request.resume is not None:
+        request = api.resume_request(request.resume, request.overrides)
+    return api.check(request)
 
 
 def only_run_dir(out: Path) -> Path:

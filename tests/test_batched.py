@@ -11,19 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from lr_lab.batched import StackedTrialModule, run_batched, should_batch
 from lr_lab.cli import main
-from lr_lab.experiment import prepare_initial_state
-from lr_lab.plan import fixed_specs, seed_dir
-from lr_lab.runner import run_trial
-from tests.conftest import only_run_dir, tiny_config
+from lr_lab.training.batched import StackedTrialModule, run_batched, should_batch
+from lr_lab.training.runner import run_trial
+from tests.conftest import fixed_specs, init_state, only_run_dir, tiny_config
 from tests.tb import scalars
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def both_ways(cfg, tmp_path):
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path, 0), None, None)
+    init_state(cfg, tmp_path)
     specs = fixed_specs(cfg, 0, tmp_path)
     sequential = [run_trial(s) for s in specs]
     for s in specs:
@@ -73,8 +71,8 @@ def test_batched_equals_sequential(tmp_path, name, momentum, lrs):
 
 def test_a_diverging_copy_does_not_touch_the_others(tmp_path):
     calm, wild = tiny_config(trials__lrs=[0.05, 0.01]), tiny_config(trials__lrs=[0.05, 0.01, 50.0])
-    prepare_initial_state(calm, 0, seed_dir(tmp_path / "a", 0), None, None)
-    prepare_initial_state(wild, 0, seed_dir(tmp_path / "b", 0), None, None)
+    init_state(calm, tmp_path / "a")
+    init_state(wild, tmp_path / "b")
     without = run_batched(fixed_specs(calm, 0, tmp_path / "a"))
     with_wild = run_batched(fixed_specs(wild, 0, tmp_path / "b"))
     assert with_wild[2].diverged and with_wild[2].diverged_step <= 2
@@ -96,12 +94,10 @@ def test_copies_start_from_the_checkpoint():
 
 
 def test_automatic_choice():
-    cfg = tiny_config()
-    assert not should_batch(cfg, 3, 1) and should_batch(cfg, 4, 1)
-    cfg.trials.batched = False
-    assert not should_batch(cfg, 11, 1)
-    cfg.trials.batched = True
-    assert should_batch(cfg, 2, 1) and not should_batch(cfg, 1, 1)
+    problem = tiny_config().problem
+    assert not should_batch(None, problem, 3) and should_batch(None, problem, 4)
+    assert not should_batch(False, problem, 11)
+    assert should_batch(True, problem, 2) and not should_batch(True, problem, 1)
 
 
 def sweep(tmp_path: Path, batched: str, extra: list[str]) -> tuple[dict, str]:

@@ -10,8 +10,8 @@ import torch
 
 from lr_lab.cli import main
 from lr_lab.errors import EXIT_BAD_INPUT
-from lr_lab.initial_state import save_initial_state
-from lr_lab.model import RegressionModule
+from lr_lab.training.initial_state import save_initial_state
+from lr_lab.training.model import RegressionModule
 from tests.conftest import TINY_ARGS
 
 
@@ -57,10 +57,17 @@ CASES = {
     "unknown key": (["--trials.lr", "[0.1]"], "did you mean trials.lrs"),
     "unknown key in yaml": (
         ["--config", "yaml:data:\n  n_sample: 10\n"],
-        "data.n_sample: unknown key (did you mean data.n_samples?)",
+        "data.init_args.n_sample: unknown key (did you mean data.init_args.n_samples?)",
     ),
-    "not an int": (["--data.n_samples", "abc"], "data.n_samples = abc: expected an integer"),
-    "bad choice": (["--optimizer.name", "adamw"], "optimizer.name = adamw: expected one of"),
+    "not an int": (
+        ["--data.n_samples", "abc"],
+        "data.init_args.n_samples = abc: expected an integer",
+    ),
+    "bad choice": (
+        ["--model.optimizer", "adamw"],
+        "model.init_args.optimizer = adamw: expected one of",
+    ),
+    "moved key": (["--optimizer.name", "adam"], "optimizer.name: now model.init_args.optimizer"),
     "nan lr": (
         ["--trials.lrs", "[0.1, nan]"],
         "trials.lrs = [0.1, nan]: expected a list of numbers",
@@ -87,16 +94,16 @@ CASES = {
         ["--trials.max_epochs", "0"],
         "trials.max_epochs = 0: must be a positive integer",
     ),
-    "zero batch": (["--data.batch_size", "0"], "data.batch_size = 0"),
+    "zero batch": (["--data.batch_size", "0"], "data.init_args.batch_size = 0"),
     "batch above train set": (
         ["--data.batch_size", "1000"],
-        "data.batch_size = 1000: must not exceed the 128 training samples",
+        "data.init_args.batch_size = 1000: must not exceed the 128 training samples",
     ),
     "val_fraction 1": (
         ["--data.val_fraction", "1.0"],
-        "data.val_fraction = 1.0: must be in [0, 1)",
+        "data.init_args.val_fraction = 1.0: must be in [0, 1)",
     ),
-    "negative noise": (["--data.noise_std", "-1"], "data.noise_std = -1.0"),
+    "negative noise": (["--data.noise_std", "-1"], "data.init_args.noise_std = -1.0"),
     "min_lr above max_lr": (
         ["--finder.min_lr", "0.5", "--finder.max_lr", "0.1"],
         "finder.min_lr = 0.5: must be below finder.max_lr",
@@ -106,8 +113,8 @@ CASES = {
         ["--finder.num_training", "12"],
         "finder.num_training = 12: must be >= 13",
     ),
-    "hidden width": (["--model.hidden_dims", "[0]"], "model.hidden_dims[0] = 0"),
-    "momentum range": (["--optimizer.momentum", "1.5"], "optimizer.momentum = 1.5"),
+    "hidden width": (["--model.hidden_dims", "[0]"], "model.init_args.hidden_dims[0] = 0"),
+    "momentum range": (["--model.momentum", "1.5"], "model.init_args.momentum = 1.5"),
     "missing config": (["--config", "{tmp}/nope.yaml"], "nope.yaml: file not found"),
     "config is a folder": (["--config", "{tmp}"], "--config {tmp}: not a regular file"),
     "config is a device": (["--config", "/dev/null"], "--config /dev/null: not a regular file"),
@@ -123,7 +130,7 @@ CASES = {
     "dunder key": (["--config", "yaml:__path__: x\n"], "__path__ in {tmp}/cfg.yaml: unknown key"),
     "missing csv": (
         ["--data.csv_path", "{tmp}/nope.csv"],
-        "data.csv_path = '{tmp}/nope.csv': file not found",
+        "data.init_args.csv_path = '{tmp}/nope.csv': file not found",
     ),
     "empty csv": (["--data.csv_path", "csv:"], "is empty"),
     "non-numeric csv": (["--data.csv_path", "csv:a,b\n1,x\n"], "not numeric"),
@@ -147,16 +154,19 @@ CASES = {
         "trials.max_epochs = .inf: expected an integer",
     ),
     "unknown accelerator": (["--trainer.accelerator", "foo"], "trainer.accelerator = 'foo'"),
-    "devices 0": (["--trainer.devices", "0"], "trainer.devices = 0: each trial runs on one device"),
+    "devices 0": (
+        ["--trainer.devices", "0"],
+        "trainer.devices = 0: the lab sets it: each trial runs on one device",
+    ),
     "devices -1": (["--trainer.devices", "-1"], "trainer.devices = -1"),
     "devices 2": (["--trainer.devices", "2"], "trainer.devices = 2"),
     "model too large": (
         ["--model.hidden_dims", "[100000, 100000]"],
-        "model.hidden_dims = [100000, 100000]: 10,000,400,001 parameters need about",
+        "model.init_args.hidden_dims = [100000, 100000]: 10,000,400,001 parameters need about",
     ),
     "data too large": (
         ["--data.n_samples", "10000000000"],
-        "data.n_samples = 10000000000: with data.input_dim = 1 needs about",
+        "data.init_args.n_samples = 10000000000: with data.init_args.input_dim = 1 needs about",
     ),
     "recursive yaml anchor": (["--config", "yaml:a: &x [*x]\n"], "nests too deeply"),
     "float64 init": (
@@ -214,7 +224,7 @@ def test_all_problems_reported_at_once(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 3
     assert [line.split(" = ")[0].removeprefix("lr-lab: error: ") for line in err] == [
-        "data.batch_size",
+        "data.init_args.batch_size",
         "trials.max_epochs",
         "finder.min_lr",
     ]
@@ -229,7 +239,7 @@ def test_type_errors_and_value_errors_are_all_reported(tmp_path, capsys):
         "[1]",
         "--bogus",
         "1",
-        "--optimizer.name",
+        "--model.optimizer",
         "adamw",
         "--trials.max_epochs",
         "0",
@@ -240,8 +250,8 @@ def test_type_errors_and_value_errors_are_all_reported(tmp_path, capsys):
     assert err == [
         "lr-lab: error: --trials.lr: unknown option (did you mean trials.lrs?)",
         "lr-lab: error: --bogus: unknown option",
-        "lr-lab: error: data.n_samples = abc: expected an integer",
-        "lr-lab: error: optimizer.name = adamw: expected one of ['sgd', 'adam']",
+        "lr-lab: error: model.init_args.optimizer = adamw: expected one of ['sgd', 'adam']",
+        "lr-lab: error: data.init_args.n_samples = abc: expected an integer",
         "lr-lab: error: trials.max_epochs = 0: must be a positive integer",
     ]
 

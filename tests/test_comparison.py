@@ -2,8 +2,8 @@ from dataclasses import asdict
 
 import pytest
 
-from lr_lab.comparison import compare
-from lr_lab.results import FinderResult, RunResults, TrialResult
+from lr_lab.analysis.comparison import compare
+from lr_lab.analysis.results import FinderResult, RunResults, TrialResult
 
 
 def trial(name, lr, losses, role="fixed", seed=0, diverged=False, rules=()):

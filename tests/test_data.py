@@ -1,18 +1,19 @@
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
 
-from lr_lab.config import DataConfig
-from lr_lab.data import (
+from lr_lab.config.schema import RegressionDataArgs
+from lr_lab.training.data import (
     DataError,
     RegressionDataModule,
     TensorBatches,
     file_sha256,
-    input_dim,
     load_csv,
     make_synthetic,
 )
+from lr_lab.training.problem import csv_input_dim
 
 
 def batches(dm: RegressionDataModule, epochs: int = 2) -> list[torch.Tensor]:
@@ -21,8 +22,8 @@ def batches(dm: RegressionDataModule, epochs: int = 2) -> list[torch.Tensor]:
 
 
 def test_same_seed_same_tensors_and_batch_order():
-    cfg = DataConfig(n_samples=100, batch_size=16, function="sine", input_dim=3)
-    a, b = RegressionDataModule(cfg, seed=7), RegressionDataModule(cfg, seed=7)
+    cfg = RegressionDataArgs(n_samples=100, batch_size=16, function="sine", input_dim=3)
+    a, b = RegressionDataModule(**asdict(cfg), seed=7), RegressionDataModule(**asdict(cfg), seed=7)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_val, b.y_val)
     for xa, xb in zip(batches(a), batches(b), strict=True):
         assert torch.equal(xa, xb)
@@ -32,8 +33,8 @@ def test_same_seed_same_tensors_and_batch_order():
 
 
 def test_other_seed_other_data_and_epochs_reshuffle():
-    cfg = DataConfig(n_samples=100, batch_size=16)
-    a, c = RegressionDataModule(cfg, seed=0), RegressionDataModule(cfg, seed=1)
+    cfg = RegressionDataArgs(n_samples=100, batch_size=16)
+    a, c = RegressionDataModule(**asdict(cfg), seed=0), RegressionDataModule(**asdict(cfg), seed=1)
     assert not torch.equal(a.x_train, c.x_train)
     loader = a.train_dataloader()
     first, second = [torch.cat([x for x, _ in loader]) for _ in range(2)]
@@ -43,14 +44,14 @@ def test_other_seed_other_data_and_epochs_reshuffle():
 
 
 def test_split_sizes_and_no_validation():
-    dm = RegressionDataModule(DataConfig(n_samples=100, val_fraction=0.25), seed=0)
+    dm = RegressionDataModule(n_samples=100, val_fraction=0.25, seed=0)
     assert (len(dm.x_train), len(dm.x_val)) == (75, 25)
-    dm0 = RegressionDataModule(DataConfig(n_samples=100, val_fraction=0.0), seed=0)
+    dm0 = RegressionDataModule(n_samples=100, val_fraction=0.0, seed=0)
     assert len(dm0.x_train) == 100 and not dm0.has_val
 
 
 def synthetic(seed: int = 0, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    return make_synthetic(DataConfig(**kwargs), torch.Generator().manual_seed(seed))
+    return make_synthetic(RegressionDataArgs(**kwargs), torch.Generator().manual_seed(seed))
 
 
 def test_make_synthetic_shapes_and_uniform_inputs():
@@ -139,10 +140,12 @@ def test_unknown_function_is_a_data_error():
 
 
 def test_input_dim_without_making_the_data(tmp_path):
-    assert input_dim(DataConfig(input_dim=5)) == 5
+    from tests.conftest import experiment
+
+    assert experiment({"data.input_dim": 5}, base={}).problem.builtin_model.input_dim == 5
     path = tmp_path / "header_only.csv"
     path.write_text("a,b,c,target\n")  # no rows: only the header is read
-    assert input_dim(DataConfig(csv_path=str(path))) == 3
+    assert csv_input_dim(str(path)) == 3
 
 
 def test_file_sha256_known_value(tmp_path):
@@ -184,7 +187,7 @@ def test_csv_loading(tmp_path):
     path.write_text("a,b,target\n1,2,3\n4,5,6\n7,8,9\n")
     x, y = load_csv(path)
     assert x.tolist() == [[1, 2], [4, 5], [7, 8]] and y.tolist() == [[3], [6], [9]]
-    dm = RegressionDataModule(DataConfig(csv_path=str(path), val_fraction=0, batch_size=2), 0)
+    dm = RegressionDataModule(csv_path=str(path), val_fraction=0, batch_size=2, seed=0)
     assert dm.input_dim == 2 and len(dm.x_train) == 3
 
 

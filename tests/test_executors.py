@@ -151,23 +151,23 @@ def test_one_trial_per_gpu(tmp_path, inline_runs):
 
 def test_threads_are_decided_once_from_the_config_and_recorded(monkeypatch, inline_runs):
     import lr_lab.executors
-    import lr_lab.trainer
+    import lr_lab.training.trainer
     from lr_lab.executors import run_threads
     from tests.conftest import tiny_config
 
     monkeypatch.setattr(lr_lab.executors, "usable_cores", lambda: 8)
-    monkeypatch.setattr(lr_lab.trainer, "usable_cores", lambda: 8)
-    cfg = tiny_config()
-    assert run_threads(cfg, 10_000) == 1  # small: one thread, whatever the executor
+    monkeypatch.setattr(lr_lab.training.trainer, "usable_cores", lambda: 8)
+    cfg = tiny_config().cfg
+    assert run_threads(cfg.trials, cfg.ray, 10_000) == 1  # small: one thread, whatever the executor
     big = 5_000_000
     for executor, workers, expected in [("inline", None, 8), ("processes", 2, 4),
                                         ("auto", None, 1), ("processes", None, 1)]:  # fmt: skip
         cfg.trials.executor, cfg.trials.workers = executor, workers
-        assert run_threads(cfg, big) == expected, executor
+        assert run_threads(cfg.trials, cfg.ray, big) == expected, executor
     cfg.trials.executor, cfg.ray.cpus_per_trial = "ray", 3.0
-    assert run_threads(cfg, big) == 3
+    assert run_threads(cfg.trials, cfg.ray, big) == 3
     cfg.trials.threads = 2
-    assert run_threads(cfg, big) == 2
+    assert run_threads(cfg.trials, cfg.ray, big) == 2
     res = inline_runs["builtin"]
     assert {t["threads"] for t in res["trials"]} == {f["threads"] for f in res["finders"]} == {1}
 
@@ -175,7 +175,7 @@ def test_threads_are_decided_once_from_the_config_and_recorded(monkeypatch, inli
 def test_a_resume_trains_on_the_threads_the_run_started_with(tmp_path, monkeypatch):
     # Started where big models got 2 threads; resumed under `taskset -c 0`, where they would get
     # 1: the resumed trial must train on 2, or its numbers differ from the uninterrupted run's.
-    import lr_lab.trainer
+    import lr_lab.training.trainer
 
     code, _, err = run_cli([*TINY_ARGS, "--finder.enabled", "false", "--out", str(tmp_path)])
     assert code == 0, err
@@ -185,7 +185,7 @@ def test_a_resume_trains_on_the_threads_the_run_started_with(tmp_path, monkeypat
     assert res["threads"] == 1
     res["threads"], res["trials"] = 2, res["trials"][:-1]
     path.write_text(json.dumps(res))
-    monkeypatch.setattr(lr_lab.trainer, "usable_cores", lambda: 1)
+    monkeypatch.setattr(lr_lab.training.trainer, "usable_cores", lambda: 1)
     code, _, err = run_cli(["--resume", str(run_dir)])
     assert code == 0, err
     res = json.loads(path.read_text())

@@ -7,13 +7,12 @@ import math
 import pytest
 import torch
 
-import lr_lab.finder
-from lr_lab.curves import corrected_curve, lightning_curve
-from lr_lab.experiment import prepare_initial_state
-from lr_lab.finder import run_finder
-from lr_lab.plan import INIT_FILE, fixed_specs, seed_dir
-from lr_lab.runner import run_trial
-from tests.conftest import tiny_config
+from lr_lab.experiment.orchestrate import prepare_initial_state
+from lr_lab.experiment.plan import INIT_FILE, seed_dir
+from lr_lab.finder.lr_find import corrected_curve, lightning_curve, run_finder
+from lr_lab.training.problem import Problem
+from lr_lab.training.runner import run_trial
+from tests.conftest import fixed_specs, tiny_config
 from tests.tb import scalars
 
 
@@ -23,16 +22,17 @@ def finder_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a stray .lr_find_*.ckpt in the working directory would show
     cfg = tiny_config()
     folder = seed_dir(tmp_path / "run", 0)
-    sha = prepare_initial_state(cfg, 0, folder, None, None)
+    sha = prepare_initial_state(cfg.problem, 0, folder, None, None)
     built = []
-    original = lr_lab.finder.build_model
+    original = Problem.make_model
 
     def capture(*args, **kwargs):
         built.append(original(*args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(lr_lab.finder, "build_model", capture)
-    return cfg, folder, sha, run_finder(cfg, 0, folder / INIT_FILE, folder), built[0]
+    monkeypatch.setattr(Problem, "make_model", capture)
+    result = run_finder(cfg.problem, cfg.fit, cfg.cfg.finder, 0, folder / INIT_FILE, folder)
+    return cfg, folder, sha, result, built[0]
 
 
 def test_finder_restores_the_initial_weights(finder_run):
@@ -48,9 +48,9 @@ def test_finder_restores_the_initial_weights(finder_run):
 
 def test_finder_curve_and_no_leftover_checkpoint(finder_run, tmp_path):
     cfg, _, _, result, _ = finder_run
-    assert len(result.lr) == len(result.loss) == cfg.finder.num_training  # 30: nothing exploded
-    assert result.lr == sorted(result.lr) and math.isclose(result.lr[0], cfg.finder.min_lr)
-    ratio = (cfg.finder.max_lr / cfg.finder.min_lr) ** (1 / cfg.finder.num_training)
+    assert len(result.lr) == len(result.loss) == cfg.cfg.finder.num_training  # 30: nothing exploded
+    assert result.lr == sorted(result.lr) and math.isclose(result.lr[0], cfg.cfg.finder.min_lr)
+    ratio = (cfg.cfg.finder.max_lr / cfg.cfg.finder.min_lr) ** (1 / cfg.cfg.finder.num_training)
     # Exponential growth; Lightning's scheduler jumps from min_lr straight to min_lr * ratio**2.
     assert result.lr[2] / result.lr[1] == pytest.approx(ratio)
     assert result.suggestion is not None and result.lightning_version
@@ -74,7 +74,7 @@ def test_finder_and_trials_take_the_same_first_steps(finder_run, tmp_path):
     # The finder (automatic optimization) and a trial (the chunked manual path) at the finder's
     # first LR: same weights, same first two batches, same update, so the same two losses.
     cfg, folder, _, result, _ = finder_run
-    trial_cfg = tiny_config(trials__lrs=[cfg.finder.min_lr], trials__max_epochs=1)
+    trial_cfg = tiny_config(trials__lrs=[cfg.cfg.finder.min_lr], trials__max_epochs=1)
     spec = fixed_specs(trial_cfg, 0, folder.parent)[0]
     trial = run_trial(spec)
     curve = [v for _, v in scalars(folder.parent / trial.tb_run)["loss/train"]]
@@ -87,8 +87,8 @@ def test_finder_and_trials_take_the_same_first_steps(finder_run, tmp_path):
 def test_finder_that_stops_early_is_flagged(tmp_path):
     cfg = tiny_config(finder__max_lr=1e4, finder__num_training=60, finder__early_stop_threshold=1.5)
     folder = seed_dir(tmp_path, 0)
-    prepare_initial_state(cfg, 0, folder, None, None)
-    result = run_finder(cfg, 0, folder / INIT_FILE, folder)
+    prepare_initial_state(cfg.problem, 0, folder, None, None)
+    result = run_finder(cfg.problem, cfg.fit, cfg.cfg.finder, 0, folder / INIT_FILE, folder)
     assert result.stopped_early and len(result.loss) < 60
     assert len(result.raw_loss) == len(result.loss) == len(result.corrected_loss)
     assert any("stopped early" in flag for flag in result.flags())

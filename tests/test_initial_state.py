@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from lr_lab.initial_state import (
+from lr_lab.training.initial_state import (
     InitStateError,
     load_initial_state,
     read_initial_state,
     save_initial_state,
     weights_sha256,
 )
-from lr_lab.model import RegressionModule
+from lr_lab.training.model import RegressionModule
 
 
 def test_save_load_roundtrip_and_hash(tmp_path):

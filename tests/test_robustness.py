@@ -19,12 +19,10 @@ import pytest
 import torch
 
 from lr_lab.cli import main
-from lr_lab.experiment import prepare_initial_state
-from lr_lab.model import RegressionModule
-from lr_lab.plan import fixed_specs, seed_dir
-from lr_lab.rundir import new_run_dir
-from lr_lab.runner import run_trial
-from tests.conftest import TINY_ARGS, only_run_dir, tiny_config
+from lr_lab.experiment.folder import new_run_dir
+from lr_lab.training.model import RegressionModule
+from lr_lab.training.runner import run_trial
+from tests.conftest import TINY_ARGS, fixed_specs, init_state, only_run_dir, tiny_config
 from tests.conftest import run_cli as run_cli_err
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +50,7 @@ def run_cli(args: list[str]) -> tuple[int, str]:
 
 def test_nan_at_a_known_step_marks_only_that_trial(tmp_path, monkeypatch):
     cfg = tiny_config()
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "clean", 0), None, None)
+    init_state(cfg, tmp_path / "clean")
     clean = {r.lr: r for r in map(run_trial, fixed_specs(cfg, 0, tmp_path / "clean"))}
 
     original = RegressionModule._loss
@@ -63,7 +61,7 @@ def test_nan_at_a_known_step_marks_only_that_trial(tmp_path, monkeypatch):
         return loss * math.nan if self.lr == 0.05 and at_step_6 else loss
 
     monkeypatch.setattr(RegressionModule, "_loss", poisoned)
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "nan", 0), None, None)
+    init_state(cfg, tmp_path / "nan")
     hit = {r.lr: r for r in map(run_trial, fixed_specs(cfg, 0, tmp_path / "nan"))}
     assert hit[0.05].diverged and hit[0.05].diverged_step == 6 and hit[0.05].steps == 7
     assert not clean[0.05].diverged
@@ -74,8 +72,8 @@ def test_nan_at_a_known_step_marks_only_that_trial(tmp_path, monkeypatch):
 
 def test_trial_order_does_not_change_results(tmp_path):
     cfg = tiny_config()
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "a", 0), None, None)
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "b", 0), None, None)
+    init_state(cfg, tmp_path / "a")
+    init_state(cfg, tmp_path / "b")
     forward = [run_trial(s) for s in fixed_specs(cfg, 0, tmp_path / "a")]
     backward = [run_trial(s) for s in reversed(fixed_specs(cfg, 0, tmp_path / "b"))][::-1]
     for f, b in zip(forward, backward, strict=True):
@@ -187,7 +185,7 @@ def test_run_folders_are_never_reused(tmp_path):
 
 
 def test_interrupted_batched_trials_resume(tmp_path, monkeypatch, straight_run):
-    from lr_lab.batched import StackedTrialModule
+    from lr_lab.training.batched import StackedTrialModule
 
     original = StackedTrialModule._train_step
 
@@ -315,7 +313,7 @@ def test_a_full_disk_in_the_report_is_one_line_naming_the_file_and_no_thread(run
 def test_a_full_disk_in_a_trials_curves_names_the_file(tmp_path, monkeypatch):
     from tensorboard.summary.writer.record_writer import RecordWriter
 
-    from lr_lab.events import ScalarLog
+    from lr_lab.training.events import ScalarLog
 
     log = ScalarLog(tmp_path / "trial")
     log.add("loss/train", 1.0, 0)
@@ -328,9 +326,9 @@ def test_a_full_disk_in_a_trials_curves_names_the_file(tmp_path, monkeypatch):
 
 
 def test_a_status_that_cannot_be_written_is_said_stale(tmp_path, monkeypatch):
-    import lr_lab.results
+    import lr_lab.analysis.results
 
-    real, calls = lr_lab.results.atomic_write, {"n": 0}
+    real, calls = lr_lab.analysis.results.atomic_write, {"n": 0}
 
     def full_from_the_third(path, data, exclusive=False):
         calls["n"] += 1
@@ -338,7 +336,7 @@ def test_a_status_that_cannot_be_written_is_said_stale(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, data, exclusive)
 
-    monkeypatch.setattr(lr_lab.results, "atomic_write", full_from_the_third)
+    monkeypatch.setattr(lr_lab.analysis.results, "atomic_write", full_from_the_third)
     code, _, err = run_cli_err([*FAST, "--out", str(tmp_path)])
     line = the_error_line(err)
     assert code == 1 and "results.json: No space left on device" in line
@@ -347,13 +345,13 @@ def test_a_status_that_cannot_be_written_is_said_stale(tmp_path, monkeypatch):
 
 
 def test_a_read_only_run_folder_names_the_real_file(run_copy, monkeypatch):
-    import lr_lab.rundir
+    import lr_lab.atomic
 
     def read_only(dir, prefix, suffix):  # noqa: A002 - mkstemp's names
         raise OSError(errno.EROFS, "Read-only file system", f"{dir}/{prefix}x1y2z3{suffix}")
 
     (run_copy / "lr_sweep.png").write_bytes(b"damaged")
-    monkeypatch.setattr(lr_lab.rundir.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(lr_lab.atomic.tempfile, "mkstemp", read_only)
     code, _, err = run_cli_err(["--resume", str(run_copy)])
     line = the_error_line(err)
     assert code == 1 and f"{run_copy / 'results.json'}: Read-only file system" in line
@@ -373,7 +371,7 @@ def test_a_folder_in_place_of_a_report_file_is_refused(run_copy):
 
 
 def test_atomic_writes_name_the_real_file(tmp_path):
-    from lr_lab.rundir import atomic_file, atomic_write, clean_temp
+    from lr_lab.atomic import atomic_file, atomic_write, clean_temp
 
     (tmp_path / "plot.png").mkdir()
     with pytest.raises(IsADirectoryError) as caught, atomic_file(tmp_path / "plot.png") as fh:

@@ -1,4 +1,4 @@
-"""Tests of lr_lab.rules: hand-computed readings, reference fixtures and hostile curves."""
+"""Tests of lr_lab.finder.rules: hand-computed readings, reference fixtures and hostile curves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lr_lab.rules import (
+from lr_lab.finder.rules import (
     CURVE_RULES,
     MIN_POINTS,
     SKIP_BEGIN,

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import lr_lab.finder
-import lr_lab.results
-from lr_lab.initial_state import weights_sha256
-from lr_lab.rundir import RunLock, new_run_dir
+import lr_lab.analysis.results
+import lr_lab.finder.lr_find
+from lr_lab.experiment.folder import RunLock, new_run_dir
+from lr_lab.training.initial_state import weights_sha256
 from tests.conftest import TINY_ARGS, only_run_dir, run_cli
 from tests.test_robustness import metrics
 
@@ -107,13 +107,13 @@ def test_sigkill_during_the_report_then_resume_redraws_it(tmp_path, done):
 
 
 def test_ctrl_c_during_the_report_is_resumable(tmp_path, monkeypatch, done):
-    import lr_lab.report
+    import lr_lab.report.files
 
     def interrupted_sweep(results, path):
         os.kill(os.getpid(), signal.SIGINT)
         raise lr_lab.interrupt.Interrupted(signal.SIGINT)
 
-    monkeypatch.setattr(lr_lab.report, "plot_lr_sweep", interrupted_sweep)
+    monkeypatch.setattr(lr_lab.report.files, "plot_lr_sweep", interrupted_sweep)
     code, _, err = run_cli([*FAST, "--out", str(tmp_path)])
     assert code == 130 and "left: report" in err and "Traceback" not in err
     run_dir = only_run_dir(tmp_path)
@@ -329,7 +329,7 @@ def test_an_edited_config_is_refused_naming_the_key(copy, key, old, new):
 
 
 def test_disk_full_mid_run_is_one_line_and_the_status_is_truthful(tmp_path, monkeypatch):
-    real = lr_lab.results.atomic_write
+    real = lr_lab.analysis.results.atomic_write
     calls = {"n": 0}
 
     def full_once(path, data, exclusive=False):
@@ -338,7 +338,7 @@ def test_disk_full_mid_run_is_one_line_and_the_status_is_truthful(tmp_path, monk
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, data, exclusive)
 
-    monkeypatch.setattr(lr_lab.results, "atomic_write", full_once)
+    monkeypatch.setattr(lr_lab.analysis.results, "atomic_write", full_once)
     code, _, err = run_cli([*FAST, "--out", str(tmp_path)])
     assert code == 1 and "Traceback" not in err
     one_error_line(err, "results.json: No space left on device")
@@ -347,7 +347,7 @@ def test_disk_full_mid_run_is_one_line_and_the_status_is_truthful(tmp_path, monk
 
 
 def test_read_only_run_folder_on_resume(copy, monkeypatch):
-    import lr_lab.rundir
+    import lr_lab.atomic
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", kwargs.get("dir") or args[-1])
@@ -355,7 +355,7 @@ def test_read_only_run_folder_on_resume(copy, monkeypatch):
     results = json.loads((copy / "results.json").read_text())
     results["trials"] = results["trials"][:1]
     (copy / "results.json").write_text(json.dumps(results))
-    monkeypatch.setattr(lr_lab.rundir.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(lr_lab.atomic.tempfile, "mkstemp", read_only)
     code, _, err = run_cli(["--resume", str(copy)])
     assert code == 1 and "Traceback" not in err
     one_error_line(err, "Read-only file system")
@@ -389,14 +389,14 @@ def test_a_closed_pipe_does_not_stop_the_run(tmp_path):
 
 
 def test_ctrl_c_during_the_finder_lists_the_finder_and_its_checks(tmp_path, monkeypatch, done):
-    original = lr_lab.finder._RawLoss.__call__
+    original = lr_lab.finder.lr_find._RawLoss.__call__
 
     def stop_at_step_5(self, outputs, batch, batch_idx):
         if len(self.losses) == 5:
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, outputs, batch, batch_idx)
 
-    monkeypatch.setattr(lr_lab.finder._RawLoss, "__call__", stop_at_step_5)
+    monkeypatch.setattr(lr_lab.finder.lr_find._RawLoss, "__call__", stop_at_step_5)
     code, _, err = run_cli([*FAST, "--out", str(tmp_path)])
     assert code == 130 and "left: seed0/finder, seed0/finder checks" in err
     run_dir = only_run_dir(tmp_path)
@@ -432,10 +432,10 @@ def test_sighup_leaves_a_resumable_run(tmp_path):
 
 
 def test_the_resume_hint_is_shell_quoted(tmp_path, monkeypatch):
-    import lr_lab.report
+    import lr_lab.report.files
 
     monkeypatch.setattr(
-        lr_lab.report, "plot_lr_sweep",
+        lr_lab.report.files, "plot_lr_sweep",
         lambda *a: (os.kill(os.getpid(), signal.SIGINT), lr_lab.interrupt.check()),
     )  # fmt: skip
     out = tmp_path / "my runs"

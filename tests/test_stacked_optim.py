@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from lr_lab.stacked_optim import StackedOptimizer
+from lr_lab.training.stacked_optim import StackedOptimizer
 
 LRS = [1e-3, 1e-2, 1e-1]
 K = len(LRS)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lr_lab.study import main
-from lr_lab.study_stats import ProblemSeed, RuleOutcome, regret, summarize
+from lr_lab.study.runner import main
+from lr_lab.study.stats import ProblemSeed, RuleOutcome, regret, summarize
 
 TINY_STUDY = """
 seeds: [0]
@@ -29,8 +29,8 @@ axes:
     linear: {data.function: linear}
     sine: {data.function: sine}
   optimizer:
-    sgd: {optimizer.name: sgd}
-    adam: {optimizer.name: adam}
+    sgd: {model.optimizer: sgd}
+    adam: {model.optimizer: adam}
 """
 
 
@@ -127,9 +127,9 @@ def test_regret_hit_rate_and_failure_rates():
 
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_problem_of_the_bundled_study_is_valid(quick, tmp_path):
-    from lr_lab.config_files import resolve_config
-    from lr_lab.study import check_problems
-    from lr_lab.study_config import load_study, parse_study, problems
+    from lr_lab.config.files import resolve_config
+    from lr_lab.study.config import load_study, parse_study, problems
+    from lr_lab.study.runner import check_problems
 
     study = problems(parse_study(load_study(resolve_config("study"), quick), "study"))
     assert len(study) == (8 if quick else 73)
@@ -162,7 +162,7 @@ def test_a_resumed_study_keeps_the_config_it_started_with(tiny_study, tmp_path):
     [
         (
             "seeds: [0]\ngrid: {from: 1.0e-3, to: 1.0, points: 4}\naxes: {f: [1, 2]}\n",
-            "axes.f: expected variants",
+            "axes = {'f': [1, 2]}: expected a mapping of names to mappings of names to mappings",
         ),
         ("seeds: [0]\ngrid: {from: 1.0e-3, to: 1.0, points: 4}\nworkers: -1\n", "workers = -1"),
         ("seeds: [0]\ngrid: {from: 1, to: 0.1, points: 4}\n", "needs 0 < from < to"),
@@ -178,7 +178,7 @@ def test_a_malformed_study_config_is_one_line(tmp_path, capsys, content, fragmen
 
 
 def test_a_study_in_use_is_one_line(tiny_study, capsys):
-    from lr_lab.rundir import RunLock
+    from lr_lab.experiment.folder import RunLock
 
     root, _ = tiny_study
     with RunLock(root):

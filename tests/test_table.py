@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lr_lab.comparison import compare
-from lr_lab.results import FinderResult, RunResults, TrialResult
-from lr_lab.table import answer, format_table, lr_text
+from lr_lab.analysis.comparison import compare
+from lr_lab.analysis.results import FinderResult, RunResults, TrialResult
+from lr_lab.report.table import answer, format_table, lr_text
 
 
 def trial(name, lr, losses, role="fixed", seed=0, diverged=False, rules=()):
@@ -87,7 +87,7 @@ def test_one_precision_for_a_median_and_its_range():
 
 
 def test_a_long_table_is_split_into_pages_that_fit_tensorboard():
-    from lr_lab.table import markdown_tables
+    from lr_lab.report.table import markdown_tables
 
     trials = [trial(f"{i:03d}_lr={i}", 10.0**-i, [1.0, 0.1 * i]) for i in range(1, 15)]
     pages = markdown_tables(run(trials, [], []))

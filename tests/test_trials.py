@@ -9,17 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lr_lab.config import DataConfig, ExperimentConfig, ModelConfig, TrialsConfig
-from lr_lab.experiment import prepare_initial_state
-from lr_lab.model import SimpleRegressionNet
-from lr_lab.plan import INIT_FILE, fixed_specs, seed_dir
-from lr_lab.runner import run_trial
-from tests.conftest import tiny_config
+from lr_lab.experiment.plan import INIT_FILE, seed_dir
+from lr_lab.training.model import SimpleRegressionNet
+from lr_lab.training.problem import Experiment
+from lr_lab.training.runner import run_trial
+from tests.conftest import experiment, fixed_specs, init_state, tiny_config
 from tests.tb import scalars
 
 
-def run_fixed(cfg: ExperimentConfig, run_dir: Path):
-    sha = prepare_initial_state(cfg, 0, seed_dir(run_dir, 0), None, None)
+def run_fixed(cfg: Experiment, run_dir: Path):
+    sha = init_state(cfg, run_dir)
     return sha, [run_trial(spec) for spec in fixed_specs(cfg, 0, run_dir)]
 
 
@@ -79,11 +78,11 @@ def test_full_batch_sgd_on_csv_matches_plain_pytorch(tmp_path):
         ",".join(f"{v:.6f}" for v in (*a, b)) for a, b in zip(x.tolist(), y.flatten().tolist())
     ]
     csv.write_text("\n".join(rows) + "\n")
-    cfg = ExperimentConfig(
-        data=DataConfig(csv_path=str(csv), val_fraction=0.0, batch_size=64),
-        model=ModelConfig(hidden_dims=[8]),
-        trials=TrialsConfig(lrs=[0.1, 0.02], max_epochs=12),
-    )
+    cfg = experiment(
+        {"data.csv_path": str(csv), "data.val_fraction": 0.0, "data.batch_size": 64,
+         "model.hidden_dims": [8], "trials.lrs": [0.1, 0.02], "trials.max_epochs": 12},
+        base={},
+    )  # fmt: skip
     _, results = run_fixed(cfg, tmp_path)
     data = torch.tensor([[float(v) for v in r.split(",")] for r in rows[1:]])
     for r in results:
@@ -97,13 +96,15 @@ def test_full_batch_sgd_on_csv_matches_plain_pytorch(tmp_path):
 
 
 def test_steps_per_call_changes_speed_not_results(tmp_path, monkeypatch):
-    import lr_lab.runner
+    import lr_lab.training.runner
 
     cfg = tiny_config()
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "a", 0), None, None)
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path / "b", 0), None, None)
+    init_state(cfg, tmp_path / "a")
+    init_state(cfg, tmp_path / "b")
     chunked = [run_trial(s) for s in fixed_specs(cfg, 0, tmp_path / "a")]
-    monkeypatch.setattr(lr_lab.runner, "STEPS_PER_CALL", 1)  # one mini-batch per training_step
+    monkeypatch.setattr(
+        lr_lab.training.runner, "STEPS_PER_CALL", 1
+    )  # one mini-batch per training_step
     single = [run_trial(s) for s in fixed_specs(cfg, 0, tmp_path / "b")]
     for a, b in zip(chunked, single, strict=True):
         assert (a.train_loss, a.val_loss, a.diverged_step, a.steps) == (
@@ -121,7 +122,7 @@ def test_trial_specs_and_results_pickle(tmp_path):
     cfg = tiny_config()
     spec = fixed_specs(cfg, 0, tmp_path)[0]
     assert pickle.loads(pickle.dumps(spec)) == spec
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path, 0), None, None)
+    init_state(cfg, tmp_path)
     result = run_trial(spec)
     assert pickle.loads(pickle.dumps(result)) == result
 
@@ -137,10 +138,10 @@ def test_lightning_counts_every_optimizer_step(tmp_path):
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_max_steps_stops_a_trial_mid_chunk(tmp_path, batched):
-    from lr_lab.batched import run_batched
+    from lr_lab.training.batched import run_batched
 
     cfg = tiny_config(trials__max_steps=6, trials__lrs=[0.05, 0.001])  # 6 of 12 steps
-    prepare_initial_state(cfg, 0, seed_dir(tmp_path, 0), None, None)
+    init_state(cfg, tmp_path)
     specs = fixed_specs(cfg, 0, tmp_path)
     results = run_batched(specs) if batched else [run_trial(s) for s in specs]
     for r in results:
@@ -158,10 +159,12 @@ def test_long_runs_are_strided_in_tensorboard(tmp_path):
     assert result.steps == 1000  # 4000 training samples / 4
     steps = [s for s, _ in scalars(tmp_path / result.tb_run)["loss/train"]]
     assert steps[0] == 0 and steps == list(range(0, 1000, 1))  # 1000 points fit: stride 1
-    cfg.trials.max_epochs = 3
-    from lr_lab.runner import log_stride
+    cfg = tiny_config(
+        data__n_samples=5000, data__batch_size=4, trials__lrs=[0.001], trials__max_epochs=3
+    )
+    from lr_lab.training.runner import log_stride
 
-    assert log_stride(cfg, 1000) == 3  # 3000 steps keep ~1000 points
+    assert log_stride(cfg.fit, 1000) == 3  # 3000 steps keep ~1000 points
     _, (long,) = run_fixed(cfg, tmp_path / "long")
     steps = [s for s, _ in scalars(tmp_path / "long" / long.tb_run)["loss/train"]]
     assert steps[0] == 0 and steps[1] == 3 and len(steps) == 1000 and steps[-1] == 2997
@@ -170,11 +173,11 @@ def test_long_runs_are_strided_in_tensorboard(tmp_path):
 def test_trainer_settings_pass_through(tmp_path):
     from lightning.pytorch.accelerators import CPUAccelerator
 
-    from lr_lab.trainer import make_trainer
+    from lr_lab.training.trainer import make_trainer
 
-    cfg = tiny_config()
-    cfg.trainer.accelerator = "cpu"
-    trainer = make_trainer(cfg, root_dir=tmp_path, callbacks=[], max_epochs=2, max_steps=5)
+    trainer = make_trainer(
+        {"accelerator": "cpu"}, root_dir=tmp_path, callbacks=[], max_epochs=2, max_steps=5
+    )
     assert isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices == 1
     assert (trainer.max_epochs, trainer.max_steps, trainer.num_sanity_val_steps) == (2, 5, 0)
     assert trainer.logger is None and not trainer.checkpoint_callback

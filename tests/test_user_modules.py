@@ -123,7 +123,11 @@ CONTRACT = {
         False,
     ),
     "batched user module": (["--trials.batched", "true"], "trials.batched = True", False),
-    "built-in key with class": (["--model.hidden_dims", "[4]"], "model.hidden_dims", False),
+    "built-in key with class": (
+        ["--model.hidden_dims", "[4]"],
+        "TinyNet has no argument 'hidden_dims'",
+        False,
+    ),
     "training_step returns None": (
         ["--model.class_path", "tests.user_modules.ReturnsNone"],
         "training_step returned None at step 0",

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lr_lab.verdicts import (
+from lr_lab.analysis.verdicts import (
     FALLING_EPOCHS,
     FAR_FACTOR,
     OSCILLATION_JUMP,

@@ -1,0 +1,293 @@
+"""Rank the trials and read the answer: was the finder right? Pure functions of the records.
+
+Fixed trials are grouped by learning rate across seeds. Each finder rule is one row holding, per
+seed, that seed's suggestion and the trial trained at it; a rule's LR is the median (the lower
+middle value, so always an LR that was suggested and trained) of its per-seed suggestions. Rows
+are ranked by their mean final loss over seeds (the validation metric when there is one, else the
+training loss). A row with a diverged seed, whose suggestions were not trained, or that covers
+only some of the seeds (a rule without a suggestion for the others), gets no rank: its mean is
+not comparable. Two rules that chose the same LRs are the same trials, and share one rank.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lr_lab.analysis.findings import RECOMMEND_AT, TRUSTED_RULES
+from lr_lab.analysis.results import RunResults, TrialResult
+from lr_lab.analysis.verdicts import verdict
+
+
+@dataclass
+class Row:
+    """One line of the comparison: a fixed LR, or one rule's suggestions, over all seeds."""
+
+    label: str  # "0.01" for a fixed LR, the rule name for a rule
+    source: str  # "grid" or "rule"
+    lrs: list[float]  # one per seed that has this LR (suggested, for a rule)
+    trial_names: list[str]  # "seed0/lr=0.01": the trials trained at those LRs
+    finals: list[float | None]  # final loss per trial (None: diverged)
+    n_seeds: int  # seeds in the run
+    mean: float | None = None
+    spread: tuple[float, float] | None = None  # (min, max) over seeds
+    history: list[float] = field(default_factory=list)  # mean per-epoch loss over seeds
+    rank: int | None = None
+    ratio_to_best_fixed: float | None = None
+    verdict: str = ""
+    group: list[str] = field(default_factory=list)  # labels of the rows with the same trials
+    note: str = ""  # why a rule has no suggestion for some seed
+
+    @property
+    def lr(self) -> float | None:
+        """The row's learning rate (for a rule: the median of its per-seed suggestions)."""
+        return statistics.median_low(self.lrs) if self.lrs else None
+
+    @property
+    def lr_min(self) -> float | None:
+        """The smallest per-seed LR."""
+        return min(self.lrs) if self.lrs else None
+
+    @property
+    def lr_max(self) -> float | None:
+        """The largest per-seed LR."""
+        return max(self.lrs) if self.lrs else None
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the row has a mean over every seed (and so can be ranked)."""
+        return self.mean is not None and len(self.finals) == self.n_seeds
+
+    @property
+    def diverged_seeds(self) -> int:
+        """How many of the row's trials diverged."""
+        return sum(v is None for v in self.finals)
+
+    @property
+    def is_rule(self) -> bool:
+        """Whether the row is a finder rule's (not a grid LR)."""
+        return self.source == "rule"
+
+
+@dataclass
+class BestFixed:
+    """The best fixed learning rate of the grid."""
+
+    lr: float
+    loss: float
+
+
+@dataclass
+class Recommendation:
+    """An LR to use and where it came from: the study's most trusted rule, or the best observed."""
+
+    lr: float
+    lr_min: float
+    lr_max: float
+    loss: float
+    source: str  # "grid" or "rule valley+steep_log"
+    rank: int | None = None
+    study_hit_rate: float | None = None  # the trusted rule's hit rate in lr_lab's study
+
+
+@dataclass
+class Comparison:
+    """The ranked rows and the answer to "was the finder right?"."""
+
+    metric: str  # "val_loss" (or the user's metric) or "train_loss"
+    n_ranked: int
+    rows: list[Row]  # ranked first, then unranked
+    rules: dict[str, Row]  # each rule's row (also in rows), in the order the rules ran
+    best_fixed: BestFixed | None
+    recommendation: Recommendation | None  # the study's most trusted rule that ran here
+    lowest: Recommendation | None  # the lowest loss observed (grid or rule)
+    order_differs: list[int] = field(default_factory=list)  # seeds whose trials saw other data
+
+    @property
+    def lightning(self) -> Row | None:
+        """Lightning's own suggestion's row, if that rule ran."""
+        return self.rules.get("lightning")
+
+    def to_json(self) -> dict[str, Any]:
+        """The comparison as stored in ``results.json``."""
+        rows = []
+        for row in self.rows:
+            data = asdict(row)
+            data.update(lr=row.lr, lr_min=row.lr_min, lr_max=row.lr_max)
+            data["diverged_seeds"] = row.diverged_seeds
+            rows.append(data)
+        light = self.lightning
+        return {
+            "metric": self.metric,
+            "n_ranked": self.n_ranked,
+            "rows": rows,
+            "best_fixed": asdict(self.best_fixed) if self.best_fixed else None,
+            "suggested_lr": light.lr if light else None,
+            "suggested_loss": light.mean if light else None,
+            "suggested_rank": light.rank if light else None,
+            "ratio_to_best": light.ratio_to_best_fixed if light else None,
+            "rules": {
+                name: next(r for r in rows if r["label"] == name and r["source"] == "rule")
+                for name in self.rules
+            },  # fmt: skip
+            "recommendation": asdict(self.recommendation) if self.recommendation else None,
+            "lowest": asdict(self.lowest) if self.lowest else None,
+            "order_differs": self.order_differs,
+        }
+
+
+def _history(trial: TrialResult, use_val: bool) -> list[float]:
+    return list(trial.val_loss if use_val else trial.train_loss)
+
+
+def final_loss(trial: TrialResult) -> float | None:
+    """A trial's final loss for ranking: None when it diverged or has none."""
+    value = trial.final_loss
+    return None if trial.diverged or value is None or not math.isfinite(value) else value
+
+
+def ratio(value: float, best: float) -> float | None:
+    """``value / best``, defined when the best loss is 0 too (an exact fit): 1 or None."""
+    if best > 0:
+        return value / best
+    return 1.0 if value == best else None
+
+
+def _row(label: str, source: str, lrs: list[float], trials: list[TrialResult], use_val: bool,
+         n_seeds: int) -> Row:  # fmt: skip
+    row = Row(
+        label=label,
+        source=source,
+        lrs=lrs,
+        trial_names=[t.key for t in trials],
+        finals=[final_loss(t) for t in trials],
+        n_seeds=n_seeds,
+    )
+    if trials and row.diverged_seeds == 0:
+        finals = [v for v in row.finals if v is not None]
+        row.mean = statistics.fmean(finals)
+        row.spread = (min(finals), max(finals))
+        histories = [_history(t, use_val) for t in trials]
+        length = min(len(h) for h in histories)
+        row.history = [statistics.fmean(h[i] for h in histories) for i in range(length)]
+    return row
+
+
+def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
+    n_seeds = len(results.seeds) or 1
+    by_seed: dict[int, list[TrialResult]] = {}
+    for trial in results.trials:
+        by_seed.setdefault(trial.seed, []).append(trial)
+    fixed = [t for t in results.trials if t.role == "fixed"]
+    rows = []
+    for lr in sorted({t.lr for t in fixed}):
+        trials = [t for t in fixed if t.lr == lr]
+        rows.append(_row(f"{lr:.3g}", "grid", [t.lr for t in trials], trials, use_val, n_seeds))
+    for rule in rules:
+        lrs, trials, notes = [], [], []
+        for finder in results.finders:
+            lr = finder.rules.get(rule)
+            if lr is None:
+                notes.append(f"seed {finder.seed}: {finder.rule_notes.get(rule, 'no suggestion')}")
+                continue
+            lrs.append(lr)
+            trials += [t for t in by_seed.get(finder.seed, []) if math.isclose(t.lr, lr)][:1]
+        row = _row(rule, "rule", lrs, trials, use_val, n_seeds)
+        row.note = "; ".join(notes)
+        rows.append(row)
+    return rows
+
+
+def _lowest(same: list[Row]) -> Recommendation | None:
+    """The lowest loss observed, and where it came from (the grid, or every rule that chose it)."""
+    if not same or same[0].mean is None:
+        return None
+    rules = [r.label for r in same if r.is_rule]
+    source = "grid" if len(rules) < len(same) else "rule " + "+".join(rules)
+    top = same[0]
+    return Recommendation(top.lr, top.lr_min, top.lr_max, top.mean, source, top.rank)
+
+
+def _trusted(rules: dict[str, Row]) -> Recommendation | None:
+    """The study's most trusted rule among those this run read and trained on every seed.
+
+    None when no rule the study found right at least half the time (``RECOMMEND_AT``) ran here.
+    """
+    for name, hit_rate in TRUSTED_RULES.items():
+        row = rules.get(name) if hit_rate >= RECOMMEND_AT else None
+        if row is not None and row.comparable and row.rank is not None:
+            return Recommendation(row.lr, row.lr_min, row.lr_max, row.mean, f"rule {name}",
+                                  row.rank, hit_rate)  # fmt: skip
+    return None
+
+
+def order_differs(results: RunResults) -> list[int]:
+    """Seeds whose trials (and finder) did not all see the same first batch."""
+    seeds = []
+    for seed in results.seeds:
+        hashes = {t.first_batch_sha256 for t in results.trials if t.seed == seed}
+        hashes |= {f.first_batch_sha256 for f in results.finders if f.seed == seed}
+        if len(hashes - {""}) > 1:
+            seeds.append(seed)
+    return seeds
+
+
+def compare(results: RunResults, rules: list[str]) -> Comparison:
+    """Verdicts for every trial, the ranked rows, and the answer to "was the finder right?".
+
+    Sets ``verdict`` on each trial in ``results`` (within its seed).
+
+    Args:
+        results: The finished (or partly finished) run.
+        rules: The finder rules that ran, in order.
+
+    Returns:
+        The comparison.
+    """
+    use_val = any(t.val_loss for t in results.trials)
+    for seed in {t.seed for t in results.trials}:
+        trials = [t for t in results.trials if t.seed == seed]
+        best = min((f for t in trials if (f := final_loss(t)) is not None), default=None)
+        for t in trials:
+            t.verdict = verdict(_history(t, use_val), final_loss(t) is None, final_loss(t), best)
+
+    rows = _rows(results, rules, use_val)
+    groups: dict[tuple[str, ...], list[Row]] = {}
+    for row in rows:
+        if row.trial_names:
+            groups.setdefault(tuple(row.trial_names), []).append(row)
+    ranked_means = sorted({r[0].mean for r in groups.values() if r[0].comparable})
+    fixed_rows = [r for r in rows if r.source == "grid" and r.comparable]
+    best_fixed = min(fixed_rows, key=lambda r: r.mean) if fixed_rows else None
+    best_mean = ranked_means[0] if ranked_means else None
+    for row in rows:
+        row.group = [r.label for r in groups.get(tuple(row.trial_names), [row])]
+        if not row.trial_names:
+            row.verdict = "not verified" if row.lrs else "no suggestion"
+            continue
+        if row.mean is not None and not row.comparable:
+            row.verdict = f"partial ({len(row.trial_names)}/{row.n_seeds} seeds)"
+            continue
+        if row.mean is not None:
+            # Rank among distinct sets of trials: equal means are one set (shared by rules).
+            row.rank = 1 + sum(m < row.mean for m in ranked_means)
+            if best_fixed:
+                row.ratio_to_best_fixed = ratio(row.mean, best_fixed.mean)
+        row.verdict = verdict(row.history, row.mean is None, row.mean, best_mean)
+    ranked = sorted(
+        rows, key=lambda r: (r.rank is None, r.rank or 0, not r.trial_names, r.source != "grid")
+    )
+    top = next((r for r in ranked if r.rank == 1), None)
+    rule_rows = {r.label: r for r in rows if r.is_rule}
+    return Comparison(
+        metric=(results.metric if use_val else "train_loss"),
+        n_ranked=len(ranked_means),
+        rows=ranked,
+        rules=rule_rows,
+        best_fixed=BestFixed(best_fixed.lr, best_fixed.mean) if best_fixed else None,
+        recommendation=_trusted(rule_rows),
+        lowest=_lowest(groups[tuple(top.trial_names)] if top else []),
+        order_differs=order_differs(results),
+    )

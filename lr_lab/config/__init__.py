@@ -1,0 +1,1 @@
+"""The configuration: schema (dataclasses), files, parsing and checks; it imports no torch."""

@@ -1,0 +1,29 @@
+"""The progress lines a run prints as it goes: one per trial, one per finder."""
+
+from __future__ import annotations
+
+from lr_lab.analysis.results import FinderResult, TrialResult
+
+
+def describe_finder(finder: FinderResult) -> str:
+    """One line: steps, time, each rule's LR, and any flags about the curve."""
+    rules = ", ".join(
+        f"{rule} {lr:.3g}" if lr else f"{rule} -" for rule, lr in finder.rules.items()
+    )
+    return "; ".join([f"{len(finder.lr)} steps in {finder.wall_s:.2f} s, {rules}", *finder.flags()])
+
+
+def trial_line(result: TrialResult, index: int, total: int, how: str) -> str:
+    """``[2/4] 020_lr=0.01   final loss 0.01827   0.08 s``: one finished trial."""
+    width = len(str(total))
+    if result.diverged:
+        outcome = f"diverged at step {result.diverged_step}"
+    elif result.final_loss is None:
+        outcome = "no epoch"
+    else:
+        outcome = f"final loss {result.final_loss:.4g}"
+    note = {"batched": f" (batched, {result.step_us:.0f} us/trial-step)", "processes": " (worker)",
+            "ray": " (ray)"}.get(how, "")  # fmt: skip
+    return (
+        f"  [{index:>{width}}/{total}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"
+    )

@@ -1,0 +1,189 @@
+"""The answer in words: the ranked table and one paragraph, for the console and TensorBoard.
+
+Reads the finished :class:`~lr_lab.results.RunResults` only; nothing is measured here, so what is
+printed always agrees with ``results.json``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lr_lab.analysis.comparison import Comparison, Recommendation, Row
+from lr_lab.analysis.findings import RECOMMEND_AT, STUDY_SIZE, TRUSTED_RULES
+from lr_lab.analysis.results import RunResults
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A number in ``digits`` significant digits, ``-`` for None or non-finite."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def lr_text(lr: float | None, lr_min: float | None, lr_max: float | None, label: str = "") -> str:
+    """``0.01``, or ``0.01 (per seed 0.008..0.02)`` when the seeds disagree (one precision)."""
+    text = fmt(lr, 3)
+    if lr_min is not None and lr_max is not None and fmt(lr_min, 3) != fmt(lr_max, 3):
+        text += f" ({label}{fmt(lr_min, 3)}..{fmt(lr_max, 3)})"
+    return text
+
+
+def loss_text(row: Row, n_seeds: int) -> str:
+    """A row's final loss: mean and (min..max) over seeds, or why there is none."""
+    seeds = len(row.finals)
+    if not seeds:
+        return "not trained" if row.lrs else "-"
+    if row.diverged_seeds:
+        return f"diverged ({row.diverged_seeds}/{seeds} seeds)" if n_seeds > 1 else "diverged"
+    text = fmt(row.mean)
+    if n_seeds > 1 and row.spread and fmt(row.spread[0], 3) != fmt(row.spread[1], 3):
+        text += f" ({fmt(row.spread[0], 3)}..{fmt(row.spread[1], 3)})"
+    if seeds < n_seeds:
+        text += f" [{seeds}/{n_seeds} seeds]"
+    return text
+
+
+def _metric(comp: Comparison) -> str:
+    return comp.metric.replace("_", " ")
+
+
+def table_cells(results: RunResults) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, one row of cells per comparison row, and notes (rules without a suggestion)."""
+    comp = results.comparison
+    n_seeds = len(results.seeds)
+    header = [
+        "rank",
+        "learning rate" + (" median (min..max)" if n_seeds > 1 else ""),
+        "from",
+        f"final {_metric(comp)}" + (" mean (min..max)" if n_seeds > 1 else ""),
+        "vs best fixed",
+        "verdict",
+    ]
+    lines = []
+    for row in comp.rows:
+        ratio = row.ratio_to_best_fixed
+        lines.append(
+            [
+                str(row.rank) if row.rank else "-",
+                lr_text(row.lr, row.lr_min, row.lr_max) if row.lrs else "-",
+                "grid" if row.source == "grid" else f"rule {row.label}",
+                loss_text(row, n_seeds),
+                f"{ratio:.3g}x" if ratio is not None else "-",
+                row.verdict or "-",
+            ]
+        )
+    notes = [f"{r.label}: {r.note}" for r in comp.rows if r.is_rule and r.note]
+    return header, lines, notes
+
+
+def format_table(results: RunResults) -> str:
+    """The ranked comparison as a plain-text table (one row per grid LR and per rule)."""
+    header, lines, notes = table_cells(results)
+    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
+
+    def fmt_row(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    text = [fmt_row(header), fmt_row(["-" * w for w in widths]), *map(fmt_row, lines)]
+    if notes:
+        text += ["No suggestion from:", *(f"  {n}" for n in notes)]
+    return "\n".join(text)
+
+
+def _lightning_sentence(results: RunResults, light: Row, metric: str) -> str:
+    comp, n_seeds = results.comparison, len(results.seeds)
+    said = f"Lightning's LR finder suggested {lr_text(light.lr, light.lr_min, light.lr_max, 'per seed ')}"
+    if light.lr is None:
+        return f"Lightning's LR finder gave no suggestion ({light.note})."
+    if light.verdict == "not verified":
+        return f"{said}; it was not trained (finder.verify is off)."
+    if light.diverged_seeds:
+        seeds = f" on {light.diverged_seeds} of {len(light.finals)} seeds" if n_seeds > 1 else ""
+        return f"{said}; trained from the same initial weights it diverged{seeds}."
+    if light.rank is None:
+        return (
+            f"{said} for {len(light.lrs)} of {n_seeds} seeds; trained there it reached {metric} "
+            f"{fmt(light.mean)} (not ranked: not every seed had a suggestion)."
+        )
+    ratio = light.ratio_to_best_fixed
+    return (
+        f"{said}; trained from the same initial weights and data order it reached {metric} "
+        f"{fmt(light.mean)}, rank {light.rank} of {comp.n_ranked}"
+        + (f", {ratio:.3g}x the best fixed loss." if ratio is not None else ".")
+    )
+
+
+def _where(rec: Recommendation) -> str:
+    """``0.0316 (per seed 0.0275..0.0363, rule steep_log)``: the LR and its source, one bracket."""
+    where = lr_text(rec.lr, rec.lr_min, rec.lr_max, "per seed ")
+    if "(" in where:
+        return f"{where[:-1]}, {rec.source})"
+    return f"{where} ({rec.source})"
+
+
+def answer(results: RunResults) -> str:
+    """One paragraph: best fixed LR, the finder's suggestion, how it did, and what to use."""
+    comp = results.comparison
+    metric = _metric(comp)
+    parts = []
+    if comp.best_fixed:
+        best = comp.best_fixed
+        parts.append(f"Best fixed LR: {fmt(best.lr, 3)} ({metric} {fmt(best.loss)}).")
+    else:
+        parts.append("No fixed-LR trial finished without diverging.")
+    if comp.lightning is not None:
+        parts.append(_lightning_sentence(results, comp.lightning, metric))
+    others = {k: v for k, v in comp.rules.items() if k != "lightning" and v.rank is not None}
+    if others:
+        name, row = min(others.items(), key=lambda kv: kv[1].mean)
+        parts.append(
+            f"Of the other rules, {name} did best: LR "
+            f"{lr_text(row.lr, row.lr_min, row.lr_max, 'per seed ')}, {metric} {fmt(row.mean)}, "
+            f"rank {row.rank}."
+        )
+    rec, low = comp.recommendation, comp.lowest
+    if rec:
+        parts.append(
+            f"Recommendation: LR {_where(rec)}: of the rules this run read, lr_lab's study trusts "
+            f"{rec.source.removeprefix('rule ')} most (within 1.5x of the best grid LR on "
+            f'{100 * rec.study_hit_rate:.0f}% of {STUDY_SIZE} problem-seeds; README, "Which rule to '
+            f'trust"); here it reached {metric} {fmt(rec.loss)}, rank {rec.rank}.'
+        )
+    if not rec and comp.rules:  # the finder ran and read rules
+        trusted = [n for n, hit in TRUSTED_RULES.items() if hit >= RECOMMEND_AT]
+        parts.append(
+            f"No recommendation: no rule that lr_lab's study trusts ({', '.join(trusted)}: "
+            f"within 1.5x of the best grid LR at least {100 * RECOMMEND_AT:.0f}% of the time) "
+            f"gave a suggestion that trained here without divergence."
+        )
+    if low and (not rec or low.rank != rec.rank):
+        parts.append(f"The lowest {metric} observed: LR {_where(low)}, {fmt(low.loss)}.")
+    if len(results.seeds) > 1:
+        parts.append(f"Losses are means over seeds {results.seeds}.")
+    if comp.order_differs:
+        parts.append(
+            f"Warning: the trials of seed(s) {comp.order_differs} did not all see the same first "
+            "batch (the DataModule's order is not fixed by the seed), so their losses were not "
+            "measured on the same data order."
+        )
+    return " ".join(parts)
+
+
+def markdown_tables(results: RunResults, rows_per_table: int = 10) -> dict[str, str]:
+    """The ranked table as Markdown, in pages of ``rows_per_table`` rows keyed ``"rows 1-10"``.
+
+    TensorBoard shows each text in a box of fixed height: a page fits in it, a long table would
+    hide its last rows (Lightning's suggestion among them) in a scroll box.
+    """
+    header, lines, notes = table_cells(results)
+
+    def md_row(cells: list[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    pages = {}
+    for start in range(0, max(1, len(lines)), rows_per_table):
+        page = lines[start : start + rows_per_table]
+        key = f"rows {start + 1}-{start + len(page)}"
+        pages[key] = "\n".join([md_row(header), "|" + "---|" * len(header), *map(md_row, page)])
+    if notes:
+        last = list(pages)[-1]
+        pages[last] += "\n\n" + "\n".join(f"- no suggestion from {n}" for n in notes)
+    return pages

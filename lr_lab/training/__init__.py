@@ -1,0 +1,1 @@
+"""One trial of any LightningModule: the problem, the fit, its observer and the fast paths."""

@@ -1,0 +1,164 @@
+"""Run one trial: a :class:`~lr_lab.training.problem.TrialSpec` in, a ``TrialResult`` out.
+
+Every trial is a fresh ``Trainer`` on a fresh module loaded from the seed's ``init.ckpt``, fed by
+a fresh DataModule of the same seed, so the learning rate is the only difference between trials.
+
+- A user's module gets an ordinary Lightning fit (automatic optimization, its own
+  ``configure_optimizers`` and schedulers), observed by the :class:`~lr_lab.training.recorder.LossRecorder`.
+  ``L.seed_everything(seed)`` runs right before the DataModule is built and again right before
+  ``fit``, so the fit is replayable by hand (README, "Replay a trial by hand").
+- The built-in model takes the chunked fast path (:mod:`lr_lab.training.chunked`), whose data order
+  comes from its own generator; :mod:`lr_lab.training.batched` trains many of its trials at once.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+
+from lr_lab.analysis.results import TrialResult
+from lr_lab.errors import ContractError
+from lr_lab.training.chunked import STEPS_PER_CALL, TrialModule
+from lr_lab.training.contract import ContractCheck, contract_error
+from lr_lab.training.divergence import DivergenceGuard
+from lr_lab.training.initial_state import load_initial_state
+from lr_lab.training.problem import FitSettings, TrialSpec, lr_attribute
+from lr_lab.training.recorder import MAX_STEP_POINTS, EpochProgress, LossRecorder
+from lr_lab.training.trainer import apply_threads, make_trainer
+
+
+def log_stride(fit: FitSettings, steps_per_epoch: int) -> int:
+    """Per-step TensorBoard stride keeping curves near ``MAX_STEP_POINTS`` points."""
+    total = steps_per_epoch * fit.max_epochs
+    if fit.max_steps is not None:
+        total = min(total, fit.max_steps)
+    return max(1, math.ceil(total / MAX_STEP_POINTS))
+
+
+def run_trial(spec: TrialSpec) -> TrialResult:
+    """Train one learning rate from the seed's initial checkpoint.
+
+    Args:
+        spec: What to train.
+
+    Returns:
+        The losses per epoch, divergence, timings and the hashes of the starting weights and data.
+    """
+    problem, fit = spec.problem, spec.fit
+    if not problem.builtin:
+        return _run_user_trial(spec)
+    datamodule = problem.make_data(spec.seed, steps_per_call=STEPS_PER_CALL)
+    module = TrialModule(
+        divergence_factor=fit.divergence_factor, lr=spec.lr, **asdict(problem.builtin_model)
+    )
+    init_sha = load_initial_state(Path(spec.init_path), module)
+    apply_threads(spec.threads)
+    stride = log_stride(fit, datamodule.steps_per_epoch)
+    recorder = LossRecorder([str(spec.run_dir)], module.guard, fit.metric, stride)
+    return fit_and_collect([spec], module, datamodule, recorder, init_sha)[0]
+
+
+def _run_user_trial(spec: TrialSpec) -> TrialResult:
+    problem, fit = spec.problem, spec.fit
+    module = problem.make_model(spec.lr)
+    init_sha = load_initial_state(Path(spec.init_path), module)
+    apply_threads(spec.threads)
+    L.seed_everything(spec.seed, verbose=False)
+    datamodule = problem.make_data(spec.seed)
+    guard = DivergenceGuard(1, fit.divergence_factor)
+    recorder = LossRecorder([str(spec.run_dir)], guard, fit.metric)
+    attribute = lr_attribute(module) or "lr"
+    check = ContractCheck(spec.lr, attribute, fit.metric, set(module.state_dict()))
+    L.seed_everything(spec.seed, verbose=False)
+    try:
+        (result,) = fit_and_collect([spec], module, datamodule, recorder, init_sha, [check])
+    except Exception as err:
+        if (broken := contract_error(module, err)) is None:
+            raise
+        raise broken from err
+    if result.steps == 0:
+        raise ContractError(
+            f"{type(datamodule).__qualname__}.train_dataloader() gave no batches (drop_last with "
+            f"a batch_size larger than the data?)"
+        )
+    return result
+
+
+def fit_and_collect(
+    specs: list[TrialSpec],
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    recorder: LossRecorder,
+    init_sha: str,
+    checks: list[L.Callback] | None = None,
+) -> list[TrialResult]:
+    """Fit ``module`` (one trial, or one stacked copy per spec) and return one result per spec.
+
+    Args:
+        specs: The trials the module trains, in the order of its copies.
+        module: The module, its initial weights loaded.
+        datamodule: The seed's data.
+        recorder: The observer (its guard is the module's, for a lab module).
+        init_sha: The sha256 of the weights every copy started from.
+        checks: More callbacks (a user module's :class:`~lr_lab.contract.ContractCheck`).
+
+    Returns:
+        The results; a shared wall time is split evenly between the specs.
+    """
+    fit = specs[0].fit
+    label = specs[0].name if len(specs) == 1 else f"{len(specs)} trials, batched"
+    trainer = make_trainer(
+        fit.trainer,
+        root_dir=Path(specs[0].log_dir),
+        # Every callback costs on every hook of every step: the progress line only on a terminal.
+        callbacks=[*(checks or []), recorder]
+        + ([EpochProgress(label)] if sys.stderr is not None and sys.stderr.isatty() else []),
+        max_epochs=fit.max_epochs,
+        max_steps=fit.max_steps,
+        has_val=getattr(datamodule, "has_val", None),  # the built-in data may hold out nothing
+    )
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule)
+    finally:
+        recorder.close()
+    wall = time.perf_counter() - start
+    guard = recorder.guard
+    steps = [recorder.step if d is None else d + 1 for d in guard.step]
+    results = []
+    for k, spec in enumerate(specs):
+        result = TrialResult(
+            name=spec.name,
+            role=spec.role,
+            lr=spec.lr,
+            seed=spec.seed,
+            rules=list(spec.rules),
+            init_sha256=init_sha,
+            steps=steps[k],
+            global_step=trainer.global_step,
+            wall_s=wall / len(specs),
+            step_us=1e6 * wall / max(1, sum(steps)),  # per trial-step
+            tb_run=spec.key,
+            batched=len(specs) > 1,
+            threads=spec.threads,
+            train_loss=recorder.train_loss[k],
+            val_loss=recorder.val_loss[k],
+            diverged=guard.step[k] is not None,
+            diverged_step=guard.step[k],
+            diverged_reason=guard.reason[k],
+            first_step_loss=float(guard.first[k]) if guard.first is not None else None,
+            first_batch_sha256=recorder.first_batch_sha256,
+        )
+        result.final_train_loss = (
+            None if result.diverged or not result.train_loss else result.train_loss[-1]
+        )
+        result.final_val_loss = (
+            None if result.diverged or not result.val_loss else result.val_loss[-1]
+        )
+        results.append(result)
+    return results
