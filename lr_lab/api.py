@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from lr_lab.config.checks import check_request
+from lr_lab.config.class_path import qualified_name
 from lr_lab.config.parse import RESUME_OPTIONS, Request, load
+from lr_lab.config.schema import BUILTIN_ARGS
 from lr_lab.errors import UsageError
 
 
@@ -38,9 +40,17 @@ def check(request: Request, model: Any = None, datamodule: Any = None):  # noqa:
         UsageError: Every problem found, one line each (nothing is written).
     """
     cfg = request.config
+    for section, obj in (("model", model), ("data", datamodule)):
+        spec = getattr(cfg, section)
+        if obj is not None and spec.class_path != qualified_name(obj):
+            # The object's class (or factory) stands where the config named one: a built-in's
+            # default arguments do not apply to it; arguments given for it do.
+            builtin = spec.class_path in BUILTIN_ARGS and section not in request.given
+            spec.class_path, spec.init_args = qualified_name(obj), {} if builtin else spec.init_args
     problems = list(request.problems)
     if request.resume is None:
         problems += [p for p in check_request(cfg, request.init) if p not in problems]
+    problems += _objects_fit(request, model, datamodule)
     if problems:
         raise UsageError("\n".join(problems))
     if request.resume is None and request.print_config is None:
@@ -62,6 +72,33 @@ def check(request: Request, model: Any = None, datamodule: Any = None):  # noqa:
     if problems:
         raise UsageError("\n".join(problems))
     return Experiment(cfg, problem, fit, init)
+
+
+def _objects_fit(request: Request, model: Any, datamodule: Any) -> list[str]:
+    """What the classes and objects given cannot do here, one line each (before anything runs).
+
+    A module of the user's with no DataModule named would get the built-in regression batches
+    and fail inside ``training_step``; Ray's workers cannot import what lives in ``__main__``.
+    """
+    cfg = request.config
+    problems = []
+    user_model = model is not None or not cfg.builtin_model
+    if user_model and datamodule is None and cfg.builtin_data and "data" not in request.given:
+        problems.append(
+            "data.class_path: none given for your LightningModule (the built-in regression data "
+            "would feed it); name your LightningDataModule (or pass datamodule=), or give "
+            f"data.class_path: {cfg.data.class_path} for the built-in data"
+        )
+    if cfg.trials.executor == "ray":
+        for section, obj in (("model", model), ("data", datamodule)):
+            path = getattr(cfg, section).class_path if obj is None else qualified_name(obj)
+            if path.startswith("__main__."):
+                problems.append(
+                    f"trials.executor = 'ray': {section} is defined in __main__ (this script or "
+                    "notebook), which Ray's workers cannot import; move it into a module, or "
+                    "use trials.executor: processes or inline"
+                )
+    return problems
 
 
 def _light(request: Request, model: Any, datamodule: Any) -> bool:
@@ -165,7 +202,8 @@ def run(
         quiet: Print no progress lines.
 
     Returns:
-        The complete run's records (``results.comparison`` holds the answer).
+        The complete run's records (``results.comparison`` holds the answer); in a notebook
+        they show the table and the answer, and ``results.plot()`` the pictures.
 
     Raises:
         UsageError: Bad input (nothing written).
@@ -179,8 +217,9 @@ def run(
     say = _say(quiet)
     say_open = lambda run_dir, results, work: say(f"lr-lab: run folder {run_dir}")  # noqa: E731
     waiting = lambda: say("lr-lab: waiting for the run in progress in this process")  # noqa: E731
-    return start(request, model=model, datamodule=datamodule, progress=say, on_open=say_open,
-                 waiting=waiting).results  # fmt: skip
+    outcome = start(request, model=model, datamodule=datamodule, progress=say, on_open=say_open,
+                    waiting=waiting)  # fmt: skip
+    return _shown(outcome)
 
 
 def resume(
@@ -215,5 +254,12 @@ def resume(
     say = _say(quiet)
     request = resume_request(run_dir, overrides)
     say_open = lambda d, results, work: say(f"lr-lab: resuming {d}")  # noqa: E731
-    return start(request, model=model, datamodule=datamodule, progress=say,
-                 on_open=say_open).results  # fmt: skip
+    return _shown(start(request, model=model, datamodule=datamodule, progress=say,
+                        on_open=say_open))  # fmt: skip
+
+
+def _shown(outcome):  # noqa: ANN001, ANN202
+    """The outcome's records, able to show themselves in a notebook."""
+    from lr_lab.report.notebook import Results
+
+    return Results.of(outcome.results, outcome.run_dir)

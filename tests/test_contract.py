@@ -24,7 +24,6 @@ BROKEN = {
     "TwoOptimizers": "configure_optimizers returned several optimizers",
     "PerSampleLoss": "training_step returned a tensor of shape (16,) at step 0",
     "DictWithoutLoss": "the 'loss' key needs to be present",
-    "NegativeLoss": "training_step returned a negative loss",
     "LayerInSetup": "made head.bias, head.weight after __init__",
 }
 

@@ -93,7 +93,7 @@ def test_results_json_contents(tiny_run):
     )
     best = min((r for r in comp["rows"] if r["rank"]), key=lambda r: r["mean"])
     assert comp["lowest"]["lr"] == best["lr"] and comp["lowest"]["loss"] == best["mean"]
-    from lr_lab.analysis.findings import TRUSTED_RULES
+    from lr_lab.analysis.recommendation import TRUSTED_RULES
 
     trusted = next(r for r in TRUSTED_RULES if comp["rules"].get(r, {}).get("rank"))
     assert comp["recommendation"]["source"] == f"rule {trusted}"

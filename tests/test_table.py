@@ -70,9 +70,11 @@ def test_a_zero_loss_is_an_exact_fit_not_a_crash():
         ["valley"],
     )
     rows = {r.label: r for r in results.comparison.rows}
-    assert rows["0.1"].ratio_to_best_fixed == 1.0 and rows["0.01"].ratio_to_best_fixed is None
+    # A ratio to a best of 0 means nothing: the difference, in the loss's own units.
+    assert rows["0.1"].vs_best_fixed == "+0" and rows["0.01"].vs_best_fixed == "+0.5"
+    assert rows["0.01"].ratio_to_best_fixed is None
     assert "Best fixed LR: 0.1 (train loss 0)." in answer(results)
-    assert "-" in format_table(results)
+    assert "+0.5" in format_table(results)
 
 
 def test_one_precision_for_a_median_and_its_range():
@@ -92,4 +94,6 @@ def test_a_long_table_is_split_into_pages_that_fit_tensorboard():
     trials = [trial(f"{i:03d}_lr={i}", 10.0**-i, [1.0, 0.1 * i]) for i in range(1, 15)]
     pages = markdown_tables(run(trials, [], []))
     assert list(pages) == ["rows 1-10", "rows 11-14"]
-    assert [p.count("\n") - 1 for p in pages.values()] == [10, 4]  # rows under each header
+    rows = [[line for line in p.splitlines()[2:] if line.startswith("|")] for p in pages.values()]
+    assert [len(r) for r in rows] == [10, 4]  # rows under each header
+    assert all("Ranked by the final" in p for p in pages.values())

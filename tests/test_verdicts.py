@@ -4,16 +4,18 @@ import math
 
 import pytest
 
-from lr_lab.analysis.verdicts import (
+from lr_lab.analysis.measure import (
     FALLING_EPOCHS,
     FAR_FACTOR,
     OSCILLATION_JUMP,
     ROSE_FACTOR,
     VERDICTS,
+    Measure,
     is_still_falling,
     is_unstable,
-    verdict,
 )
+
+verdict = Measure().verdict  # a loss: lower is better, never below 0
 
 
 def above(x: float) -> float:
@@ -337,3 +339,36 @@ def test_every_verdict_is_listed():
         verdict([5.0, 5.0], False, 5.0, 1.0),
     ]
     assert sorted(cases) == sorted(VERDICTS)
+
+
+# ------------------------------------------------------------------ either direction, any sign
+
+
+def test_an_accuracy_reads_by_its_error():
+    # Higher is better, never above 1: "vs best" is the ratio of the errors (1 - acc).
+    m = Measure.of("max", [0.9, 0.95, 0.5])
+    assert (m.bound, m.best) == (1.0, 0.95)
+    assert m.better(0.95, 0.9) and m.key(0.95) < m.key(0.9)
+    assert m.versus(0.9, 0.95) == (pytest.approx(2.0), "x") and m.text(m.versus(0.9, 0.95)) == "2x"
+    assert m.verdict([0.5, 0.8, 0.95], False, 0.95, 0.95) == "best"
+    assert m.verdict([0.3, 0.4, 0.5], False, 0.5, 0.95) == "slow"  # 10x the error, still rising
+    assert m.verdict([0.9, 0.95, 0.6], False, 0.6, 0.95) == "unstable"  # fell back
+
+
+def test_a_negative_log_likelihood_reads_by_difference():
+    # No bound: the difference in the metric's own units, and the lowest NLL is best.
+    m = Measure.of("min", [-3.2, -2.9, 1.0])
+    assert m.bound is None and m.best == -3.2
+    assert m.text(m.versus(-2.9, -3.2)) == "+0.3"
+    assert m.verdict([-1.0, -2.0, -3.2], False, -3.2, -3.2) == "best"
+    assert m.verdict([-1.0, -2.8, -2.9], False, -2.9, -3.2) == "good"  # 0.3 of a spread of 4.2
+    assert m.verdict([1.5, 1.2, 1.0], False, 1.0, -3.2) == "slow"  # worse by most of the spread
+
+
+def test_a_best_on_its_bound_reads_by_difference():
+    # Lightning's DemoModel reaches a loss of exactly 0: a ratio to 0 means nothing.
+    m = Measure.of("min", [0.0, 0.002, 0.5])
+    assert m.text(m.versus(0.002, 0.0)) == "+0.002" and m.text(m.versus(0.0, 0.0)) == "+0"
+    assert (
+        Measure.of("max", [1.0, 0.9]).text(Measure.of("max", [1.0, 0.9]).versus(0.9, 1.0)) == "+0.1"
+    )

@@ -3,8 +3,8 @@
 Fixed trials are grouped by learning rate across seeds. Each finder rule is one row holding, per
 seed, that seed's suggestion and the trial trained at it; a rule's LR is the median (the lower
 middle value, so always an LR that was suggested and trained) of its per-seed suggestions. Rows
-are ranked by their mean final loss over seeds (the validation metric when there is one, else the
-training loss). A row with a diverged seed, whose suggestions were not trained, or that covers
+are ranked by their mean final value over seeds (the validation metric when there is one, else the
+training loss), lower first or higher first as ``metric_mode`` says (:mod:`lr_lab.analysis.measure`). A row with a diverged seed, whose suggestions were not trained, or that covers
 only some of the seeds (a rule without a suggestion for the others), gets no rank: its mean is
 not comparable. Two rules that chose the same LRs are the same trials, and share one rank.
 """
@@ -16,9 +16,9 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lr_lab.analysis.findings import RECOMMEND_AT, TRUSTED_RULES
+from lr_lab.analysis.measure import Measure
+from lr_lab.analysis.recommendation import Recommendation, trusted
 from lr_lab.analysis.results import RunResults, TrialResult
-from lr_lab.analysis.verdicts import verdict
 
 
 @dataclass
@@ -35,7 +35,8 @@ class Row:
     spread: tuple[float, float] | None = None  # (min, max) over seeds
     history: list[float] = field(default_factory=list)  # mean per-epoch loss over seeds
     rank: int | None = None
-    ratio_to_best_fixed: float | None = None
+    ratio_to_best_fixed: float | None = None  # the ratio of gaps, when the metric has a bound
+    vs_best_fixed: str = ""  # "1.23x", "+0.031" (no bound): see lr_lab.analysis.measure
     verdict: str = ""
     group: list[str] = field(default_factory=list)  # labels of the rows with the same trials
     note: str = ""  # why a rule has no suggestion for some seed
@@ -73,23 +74,10 @@ class Row:
 
 @dataclass
 class BestFixed:
-    """The best fixed learning rate of the grid."""
+    """The best fixed learning rate of the grid (by the metric, in its direction)."""
 
     lr: float
     loss: float
-
-
-@dataclass
-class Recommendation:
-    """An LR to use and where it came from: the study's most trusted rule, or the best observed."""
-
-    lr: float
-    lr_min: float
-    lr_max: float
-    loss: float
-    source: str  # "grid" or "rule valley+steep_log"
-    rank: int | None = None
-    study_hit_rate: float | None = None  # the trusted rule's hit rate in lr_lab's study
 
 
 @dataclass
@@ -97,12 +85,14 @@ class Comparison:
     """The ranked rows and the answer to "was the finder right?"."""
 
     metric: str  # "val_loss" (or the user's metric) or "train_loss"
+    mode: str  # "min" or "max": which way is better
+    measure: Measure  # how values compare (direction, bound)
     n_ranked: int
     rows: list[Row]  # ranked first, then unranked
     rules: dict[str, Row]  # each rule's row (also in rows), in the order the rules ran
     best_fixed: BestFixed | None
     recommendation: Recommendation | None  # the study's most trusted rule that ran here
-    lowest: Recommendation | None  # the lowest loss observed (grid or rule)
+    lowest: Recommendation | None  # the best value observed (grid or rule)
     order_differs: list[int] = field(default_factory=list)  # seeds whose trials saw other data
 
     @property
@@ -121,6 +111,8 @@ class Comparison:
         light = self.lightning
         return {
             "metric": self.metric,
+            "metric_mode": self.mode,
+            "vs_best": self.measure.describe(self.metric),
             "n_ranked": self.n_ranked,
             "rows": rows,
             "best_fixed": asdict(self.best_fixed) if self.best_fixed else None,
@@ -143,16 +135,9 @@ def _history(trial: TrialResult, use_val: bool) -> list[float]:
 
 
 def final_loss(trial: TrialResult) -> float | None:
-    """A trial's final loss for ranking: None when it diverged or has none."""
+    """A trial's final value for ranking: None when it diverged or has none."""
     value = trial.final_loss
     return None if trial.diverged or value is None or not math.isfinite(value) else value
-
-
-def ratio(value: float, best: float) -> float | None:
-    """``value / best``, defined when the best loss is 0 too (an exact fit): 1 or None."""
-    if best > 0:
-        return value / best
-    return 1.0 if value == best else None
 
 
 def _row(label: str, source: str, lrs: list[float], trials: list[TrialResult], use_val: bool,
@@ -201,26 +186,13 @@ def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
 
 
 def _lowest(same: list[Row]) -> Recommendation | None:
-    """The lowest loss observed, and where it came from (the grid, or every rule that chose it)."""
+    """The best value observed, and where it came from (the grid, or every rule that chose it)."""
     if not same or same[0].mean is None:
         return None
     rules = [r.label for r in same if r.is_rule]
     source = "grid" if len(rules) < len(same) else "rule " + "+".join(rules)
     top = same[0]
     return Recommendation(top.lr, top.lr_min, top.lr_max, top.mean, source, top.rank)
-
-
-def _trusted(rules: dict[str, Row]) -> Recommendation | None:
-    """The study's most trusted rule among those this run read and trained on every seed.
-
-    None when no rule the study found right at least half the time (``RECOMMEND_AT``) ran here.
-    """
-    for name, hit_rate in TRUSTED_RULES.items():
-        row = rules.get(name) if hit_rate >= RECOMMEND_AT else None
-        if row is not None and row.comparable and row.rank is not None:
-            return Recommendation(row.lr, row.lr_min, row.lr_max, row.mean, f"rule {name}",
-                                  row.rank, hit_rate)  # fmt: skip
-    return None
 
 
 def order_differs(results: RunResults) -> list[int]:
@@ -247,20 +219,26 @@ def compare(results: RunResults, rules: list[str]) -> Comparison:
         The comparison.
     """
     use_val = any(t.val_loss for t in results.trials)
+    # Without validation the training loss ranks, and it is a loss: lower is better.
+    mode = results.metric_mode if use_val else "min"
     for seed in {t.seed for t in results.trials}:
         trials = [t for t in results.trials if t.seed == seed]
-        best = min((f for t in trials if (f := final_loss(t)) is not None), default=None)
+        finals = [f for t in trials if (f := final_loss(t)) is not None]
+        measure = Measure.of(mode, finals)
+        best = min(finals, key=measure.key, default=None)
         for t in trials:
-            t.verdict = verdict(_history(t, use_val), final_loss(t) is None, final_loss(t), best)
+            t.verdict = measure.verdict(_history(t, use_val), final_loss(t) is None,
+                                        final_loss(t), best)  # fmt: skip
 
     rows = _rows(results, rules, use_val)
     groups: dict[tuple[str, ...], list[Row]] = {}
     for row in rows:
         if row.trial_names:
             groups.setdefault(tuple(row.trial_names), []).append(row)
-    ranked_means = sorted({r[0].mean for r in groups.values() if r[0].comparable})
+    measure = Measure.of(mode, [r.mean for r in rows])
+    ranked_means = sorted({r[0].mean for r in groups.values() if r[0].comparable}, key=measure.key)
     fixed_rows = [r for r in rows if r.source == "grid" and r.comparable]
-    best_fixed = min(fixed_rows, key=lambda r: r.mean) if fixed_rows else None
+    best_fixed = min(fixed_rows, key=lambda r: measure.key(r.mean)) if fixed_rows else None
     best_mean = ranked_means[0] if ranked_means else None
     for row in rows:
         row.group = [r.label for r in groups.get(tuple(row.trial_names), [row])]
@@ -272,10 +250,12 @@ def compare(results: RunResults, rules: list[str]) -> Comparison:
             continue
         if row.mean is not None:
             # Rank among distinct sets of trials: equal means are one set (shared by rules).
-            row.rank = 1 + sum(m < row.mean for m in ranked_means)
+            row.rank = 1 + sum(measure.better(m, row.mean) for m in ranked_means)
             if best_fixed:
-                row.ratio_to_best_fixed = ratio(row.mean, best_fixed.mean)
-        row.verdict = verdict(row.history, row.mean is None, row.mean, best_mean)
+                versus = measure.versus(row.mean, best_fixed.mean)
+                row.vs_best_fixed = Measure.text(versus)
+                row.ratio_to_best_fixed = versus[0] if versus[1] == "x" else None
+        row.verdict = measure.verdict(row.history, row.mean is None, row.mean, best_mean)
     ranked = sorted(
         rows, key=lambda r: (r.rank is None, r.rank or 0, not r.trial_names, r.source != "grid")
     )
@@ -283,11 +263,13 @@ def compare(results: RunResults, rules: list[str]) -> Comparison:
     rule_rows = {r.label: r for r in rows if r.is_rule}
     return Comparison(
         metric=(results.metric if use_val else "train_loss"),
+        mode=mode,
+        measure=measure,
         n_ranked=len(ranked_means),
         rows=ranked,
         rules=rule_rows,
         best_fixed=BestFixed(best_fixed.lr, best_fixed.mean) if best_fixed else None,
-        recommendation=_trusted(rule_rows),
+        recommendation=trusted(rule_rows),
         lowest=_lowest(groups[tuple(top.trial_names)] if top else []),
         order_differs=order_differs(results),
     )

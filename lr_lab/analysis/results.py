@@ -42,6 +42,8 @@ class TrialResult:
     # Lightning's own on_epoch logging has it); an epoch a divergence cut short is left out.
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)  # the metric per epoch; [] without val
+    # Every metric the module logged in validation (self.log), per epoch: {"val_acc": [...]}.
+    metrics: dict[str, list[float]] = field(default_factory=dict)
     final_train_loss: float | None = None  # None when diverged
     final_val_loss: float | None = None
     diverged: bool = False
@@ -124,7 +126,8 @@ class RunResults:
     init_sha256: dict[str, str] = field(default_factory=dict)  # seed -> weights hash
     init_source: str = ""  # the --init checkpoint the run started from, if any
     csv_sha256: str = ""  # the data.csv_path file the run read, if any
-    metric: str = "val_loss"  # which final loss ranks the trials
+    metric: str = "val_loss"  # which final value ranks the trials
+    metric_mode: str = "min"  # "min" (a loss) or "max" (an accuracy): which way is better
     # Torch intra-op threads of every trial and finder, decided when the run started: a resume
     # on another machine or CPU share trains on the same count (bit for bit only then).
     threads: int | None = None
@@ -133,6 +136,9 @@ class RunResults:
     pending: list[str] = field(default_factory=list)  # "seed0/lr=0.01", "seed0/finder" still to run
     report: dict[str, str] = field(default_factory=dict)  # report file -> sha256
     error: str = ""  # why the run failed, if it did
+    # What came from Python rather than from a class path: {"model": "instance"}; a resume
+    # needs the same objects again.
+    objects: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
     comparison: Any = None  # a comparison.Comparison once ranked (recomputed on resume)
 

@@ -119,7 +119,7 @@ def parse_argv(argv: list[str]) -> Request:
         else:
             merge.option(key, value)
     request.config, more = _typed(merge.raw)
-    request.problems = merge.problems + more
+    request.problems, request.given = merge.problems + more, merge.given
     return request
 
 

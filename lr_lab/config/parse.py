@@ -60,6 +60,7 @@ class Request:
     help: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)  # --resume's executor options
     problems: list[str] = field(default_factory=list)
+    given: set[str] = field(default_factory=set)  # the class sections a class_path was given for
 
 
 def known_keys() -> list[str]:
@@ -79,6 +80,7 @@ class _Merge:
         for section, path in DEFAULTS.items():
             self.raw[section] = {"class_path": path, "init_args": {}}
         self.problems: list[str] = []
+        self.given: set[str] = set()  # class sections whose class_path the user gave
 
     def unknown(self, key: str, cli: bool) -> None:
         if key in MOVED:
@@ -133,6 +135,7 @@ class _Merge:
                                  "keys or a class path like mypkg.nets.Net")  # fmt: skip
             return
         if "class_path" in value:
+            self.given.add(key)
             path = value["class_path"] or DEFAULTS[key]  # null: the built-in
             if not isinstance(path, str):
                 self.problems.append(f"{key}.class_path = {shown(repr(path))}: expected a dotted "
@@ -223,7 +226,7 @@ def load(config: Any = None, overrides: dict[str, Any] | None = None) -> Request
             nested = {part: nested}
         merge.mapping(nested, "in overrides")
     request.config, more = _typed(merge.raw)
-    request.problems = merge.problems + more
+    request.problems, request.given = merge.problems + more, merge.given
     return request
 
 

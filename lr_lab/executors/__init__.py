@@ -53,8 +53,10 @@ def plan(specs: list[TrialSpec], n_planned: int, trials: TrialsConfig) -> Plan:
     Batching is decided on all the planned trials, so a resumed run trains the rest the same way.
     """
     executor = trials.executor
-    batched = executor in ("inline", "auto") and should_batch(
-        trials.batched, specs[0].problem, n_planned
+    batched = (
+        executor in ("inline", "auto")
+        and specs[0].fit.plain_trainer
+        and should_batch(trials.batched, specs[0].problem, n_planned)
     )
     gpus: list[str] = []
     # With the default accelerator "auto", Lightning puts every trial on a GPU when there is one:
@@ -93,9 +95,17 @@ def _one(spec: TrialSpec) -> TrialResult:
 
 
 def execute(
-    specs: list[TrialSpec], how: Plan, on_result: OnResult, ray: RayConfig | None = None
+    specs: list[TrialSpec],
+    how: Plan,
+    on_result: OnResult,
+    ray: RayConfig | None = None,
+    say: Callable[[str], None] = lambda line: None,
 ) -> None:
-    """Run ``specs`` as ``how`` says, handing each result to ``on_result`` as it finishes."""
+    """Run ``specs`` as ``how`` says, handing each result to ``on_result`` as it finishes.
+
+    ``say`` gets one line when the plan changes on the way (objects that cannot reach worker
+    processes train here instead).
+    """
     if not specs:
         return
     if how.batched:
@@ -120,9 +130,12 @@ def execute(
         pays = pool_pays(time.perf_counter() - start, len(rest), how.workers)
         how.executor = "processes" if pays else "inline"
     if how.executor == "processes" and len(rest) > 1 and how.workers > 1:
-        from lr_lab.executors.pool import run_processes
+        from lr_lab.executors.pool import cannot_send, run_processes
 
-        run_processes(rest, how.workers, how.gpus, on_result)
-        return
+        if (why := cannot_send(rest, how.gpus)) is None:
+            run_processes(rest, how.workers, how.gpus, on_result)
+            return
+        say(f"  {why}; these trials run here, one after another")
+        how.executor = "inline"
     for spec in rest:
         on_result(_one(spec))

@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import time
@@ -204,6 +205,24 @@ def _context(specs: list[TrialSpec], gpus: list[str]) -> mp.context.BaseContext:
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["lr_lab.training.runner"])
     return context
+
+
+def cannot_send(specs: list[TrialSpec], gpus: list[str]) -> str | None:
+    """Why the specs cannot reach worker processes (objects from Python), or None if they can.
+
+    A forked worker has this process's ``__main__``; a fresh ``forkserver`` worker has not, so a
+    class defined in a notebook or script cannot be imported there.
+    """
+    problem = specs[0].problem
+    try:
+        pickle.dumps(problem)
+    except Exception as err:
+        return f"the model or data object cannot be sent to worker processes ({type(err).__name__}: {err})"
+    fresh = _context(specs, gpus).get_start_method() != "fork"
+    main = [s.key for s in (problem.model, problem.data) if s.path.startswith("__main__.")]
+    if fresh and main:
+        return f"{' and '.join(main)} is defined in __main__, which a fresh worker process cannot import"
+    return None
 
 
 def visible_gpus() -> list[str]:

@@ -97,7 +97,7 @@ def run_experiment(
             write_results(run_dir, results)
             progress(trial_line(result, count[0], len(todo), how.label))
 
-        execute(todo, how, record, cfg.ray)
+        execute(todo, how, record, cfg.ray, progress)
 
     # Records from before results.threads existed say it per trial and finder.
     threads = results.threads or next(

@@ -64,6 +64,25 @@ def check_resume(run_dir: Path, cfg: ExperimentConfig, recorded: dict) -> None:
         )
 
 
+def check_objects(run_dir: Path, recorded: dict[str, str], given: dict[str, str]) -> None:
+    """Refuse to resume a run started with a module or DataModule instance without it.
+
+    A class or factory given from Python is found again by its recorded path (unless it lives in
+    ``__main__``: its import then says so); an instance (a pretrained part, tensors made in a
+    notebook) cannot be.
+
+    Raises:
+        UsageError: An instance the run started with is missing.
+    """
+    for section, kind in recorded.items():
+        if kind == "instance" and section not in given:
+            name = "datamodule" if section == "data" else section
+            raise UsageError(
+                f"{run_dir}: this run was started with a {name} object; finish it with "
+                f"lr_lab.resume({str(run_dir)!r}, {name}=<the same object>)"
+            )
+
+
 def todo(cfg: ExperimentConfig, results: RunResults, run_dir: Path) -> Todo:
     """What is left of a run (a new run: everything).
 

@@ -28,7 +28,7 @@ from lr_lab.config.schema import ExperimentConfig
 from lr_lab.errors import one_line
 from lr_lab.experiment.folder import RunLock, new_run_dir
 from lr_lab.experiment.orchestrate import run_experiment
-from lr_lab.experiment.resume import Todo, check_resume, todo
+from lr_lab.experiment.resume import Todo, check_objects, check_resume, todo
 from lr_lab.report.files import pngs_of, write_report
 from lr_lab.training.problem import Experiment
 from lr_lab.training.trainer import quiet_lightning
@@ -51,9 +51,12 @@ class Outcome:
     nothing: bool = False  # a resumed run that was complete and intact: nothing was done
 
 
-def new_results(cfg: ExperimentConfig, init_source: Path | None = None) -> RunResults:
+def new_results(
+    cfg: ExperimentConfig, init_source: Path | None = None, objects: dict[str, str] | None = None
+) -> RunResults:
     """An empty record for a run about to start."""
     return RunResults(
+        objects=dict(objects or {}),
         lr_lab_version=__version__,
         lightning_version=L.__version__,
         torch_version=torch.__version__,
@@ -61,6 +64,7 @@ def new_results(cfg: ExperimentConfig, init_source: Path | None = None) -> RunRe
         seeds=cfg.seed_list,
         init_source=str(init_source) if init_source else "",
         metric=cfg.metric,
+        metric_mode=cfg.metric_mode,
     )
 
 
@@ -75,6 +79,7 @@ def _open(
             clean_temp(run_dir)  # what a killed process was writing: the old file still stands
             results = read_results(run_dir)
             check_resume(run_dir, exp.cfg, results.config)
+            check_objects(run_dir, results.objects, exp.problem.objects())
         except BaseException:
             lock.release()
             raise
@@ -87,7 +92,9 @@ def _open(
     lock = RunLock(run_dir).acquire()
     try:
         atomic_write(run_dir / "config.yaml", dump_config(exp.cfg))
-        results = new_results(exp.cfg, exp.init.resolve() if exp.init else None)
+        results = new_results(
+            exp.cfg, exp.init.resolve() if exp.init else None, exp.problem.objects()
+        )
         write_results(run_dir, results)
     except BaseException:
         lock.release()

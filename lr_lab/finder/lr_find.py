@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.tuner import Tuner
 from torch import Tensor
 
@@ -81,13 +82,21 @@ def lightning_curve(raw: Sequence[float | None], beta: float = BETA) -> list[flo
 
 
 class _RawLoss:
-    """A module hook that records each finder step's loss, read as Lightning's callback reads it."""
+    """A module hook that records each finder step's loss, read as Lightning's callback reads it.
 
-    def __init__(self, module: L.LightningModule):
-        self.module = module
+    It also keeps Lightning's early stop meaningful for a loss that goes below 0 (a
+    log-likelihood): Lightning stops when the smoothed loss exceeds ``threshold`` x its best, which
+    for a best of -3 (-12) stops at the next step. Where the best is not positive, the hook (which
+    runs after Lightning's callback) decides instead with the same threshold read as a distance:
+    the best plus ``threshold - 1`` times its size. For a positive best it changes nothing.
+    """
+
+    def __init__(self, module: L.LightningModule, threshold: float | None):
+        self.module, self.threshold = module, threshold
         self.losses: list[float | None] = []
         self.first_batch_sha256 = ""
         self._original = module.on_train_batch_end
+        self._best: float | None = None
 
     def __call__(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self.first_batch_sha256:
@@ -97,8 +106,35 @@ class _RawLoss:
         else:
             loss = outputs if isinstance(outputs, Tensor) else outputs["loss"]
             self.losses.append(float(loss.item()))
+        self._early_stop_at_any_sign()
         self._original(outputs, batch, batch_idx)
         interrupt.check()
+
+    def _early_stop_at_any_sign(self) -> None:
+        trainer = self.module.trainer
+        finder = next((c for c in trainer.callbacks if hasattr(c, "best_loss")), None)
+        if finder is None or not finder.losses:  # Lightning's _LRCallback: its curve and best
+            return
+        best, self._best = self._best, finder.best_loss
+        if self.threshold is None or best is None or best > 0:
+            return
+        smoothed = finder.losses[-1]
+        limit = best + (self.threshold - 1) * abs(best)
+        trainer.should_stop = trainer.global_step > 1 and smoothed > limit
+
+
+class _OwnCheckpoint(TorchCheckpointIO):
+    """The checkpoint Lightning's finder saved a moment before (in a private folder), loaded whole.
+
+    A module's hyperparameters may hold objects (a pytorch-forecasting model's loss and its
+    dataset's parameters) that torch's weights-only loading refuses: the finder then failed after
+    its search, with no result.
+    """
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: Any = None) -> Any:
+        """The checkpoint the finder saved itself, loaded whole."""
+        where = {} if map_location is None else {"map_location": map_location}
+        return super().load_checkpoint(path, weights_only=False, **where)
 
 
 def run_finder(
@@ -133,13 +169,12 @@ def run_finder(
     apply_threads(threads)
     L.seed_everything(seed, verbose=False)
     datamodule = problem.make_data(seed)
-    raw = _RawLoss(module)
+    raw = _RawLoss(module, f.early_stop_threshold)
     start = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=log_dir))
     try:
-        trainer = make_trainer(
-            fit.trainer, root_dir=scratch, callbacks=[], max_epochs=-1, max_steps=f.num_training
-        )
+        trainer = make_trainer(fit.trainer, root_dir=scratch, callbacks=[], max_epochs=-1,
+                               max_steps=f.num_training, plugins=[_OwnCheckpoint()])  # fmt: skip
         module.on_train_batch_end = raw
         L.seed_everything(seed, verbose=False)
         # Lightning's finder draws its own tqdm bar; the lab shows one progress display.

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from lr_lab.analysis.results import RunResults
 from lr_lab.errors import RunDirError
-from lr_lab.report.plots import plot_loss_curves, plot_lr_finder, plot_lr_sweep
+from lr_lab.report.finder_plots import plot_lr_finder, plot_lr_sweep
+from lr_lab.report.plots import plot_loss_curves
 from lr_lab.report.tensorboard import clean_scratch, write_tensorboard
 
 

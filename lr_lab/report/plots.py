@@ -1,27 +1,28 @@
 """The report's pictures: ``loss_curves.png``, ``lr_finder.png``, ``lr_sweep.png``.
 
-Each reads the finished :class:`~lr_lab.results.RunResults` only and is written atomically. Losses
-are drawn on log axes; a loss of exactly 0 (an exact fit) is drawn at the axis floor.
+Each reads the finished :class:`~lr_lab.analysis.results.RunResults` only and is written
+atomically. Losses are drawn on log axes (a loss of exactly 0, an exact fit, at the axis floor),
+any other metric on a linear one. Figures are drawn without pyplot, so a notebook's own plotting
+backend is never switched.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from lr_lab.analysis.comparison import Row  # noqa: E402
-from lr_lab.analysis.results import FinderResult, RunResults, TrialResult  # noqa: E402
-from lr_lab.atomic import atomic_file  # noqa: E402
-from lr_lab.report.table import fmt, loss_text  # noqa: E402
+from lr_lab.analysis.comparison import Row
+from lr_lab.analysis.results import RunResults
+from lr_lab.atomic import atomic_file
+from lr_lab.report.table import fmt
 
 VERDICT_COLORS = {
     "best": "tab:green",
@@ -42,7 +43,44 @@ def _positive(values: list[float]) -> list[float]:
     return [v if v > 0 else floor for v in values]
 
 
-def _distinct_rows(results: RunResults) -> list[Row]:
+@dataclass
+class Axis:
+    """A value axis: log for losses (never negative), linear for anything else; and its ends.
+
+    ``top`` is where a diverged trial is drawn: the bad end (the top for a loss, the bottom for a
+    metric where higher is better).
+    """
+
+    log: bool
+    low: float
+    high: float
+    top: float
+
+    @classmethod
+    def of(cls, values: list[float], higher_is_better: bool = False) -> Axis:
+        """The axis for ``values`` (log if none is negative and lower is better)."""
+        finite = [v for v in values if math.isfinite(v)]
+        if not finite:
+            return cls(True, 1e-3, 1.0, 1.0)
+        if min(finite) >= 0 and not higher_is_better:
+            shown = [v for v in finite if v > 0] or [1e-3]
+            return cls(True, min(shown) / 2, max(shown) * 5, max(shown) * 5)
+        margin = 0.08 * ((max(finite) - min(finite)) or abs(max(finite)) or 1.0)
+        low, high = min(finite) - margin, max(finite) + margin
+        return cls(False, low, high, low if higher_is_better else high)
+
+    def values(self, values: list[float]) -> list[float]:
+        """``values`` as drawn (a 0 on a log axis at its floor)."""
+        return _positive(values) if self.log else list(values)
+
+    def apply(self, ax: Any, name: str) -> None:
+        """Set ``ax``'s scale, range and label."""
+        ax.set_yscale("log" if self.log else "linear")
+        ax.set_ylim(self.low, self.high)
+        ax.set_ylabel(f"{name} (log scale)" if self.log else name)
+
+
+def distinct_rows(results: RunResults) -> list[Row]:
     """The rows that trained something, once per set of trials (rules may share one), by LR."""
     seen, rows = set(), []
     for row in results.comparison.rows:
@@ -60,7 +98,7 @@ def _row_label(row: Row) -> str:
 
 
 def plot_loss_curves(results: RunResults, path: Path) -> Path:
-    """Per-epoch training (and validation) loss of every trial, overlaid, log-scale loss.
+    """Per-epoch training loss and validation metric of every trial, overlaid.
 
     Lines are in LR order, each its own colour (grid solid, finder checks dashed); with several
     seeds each line is the mean over seeds and the band spans min..max. A diverged trial is an x
@@ -69,12 +107,15 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
     by_key = {t.key: t for t in results.trials}
     use_val = results.comparison.metric != "train_loss"
     panels = ["train_loss"] + (["val_loss"] if use_val else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels) + 3.5, 5), squeeze=False)
-    rows = _distinct_rows(results)
-    palette = plt.get_cmap("tab20" if len(rows) > 10 else "tab10")
+    fig = Figure(figsize=(6 * len(panels) + 3.5, 5))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    rows = distinct_rows(results)
+    palette = matplotlib.colormaps["tab20" if len(rows) > 10 else "tab10"]
     for ax, key in zip(axes[0], panels):
-        shown = [v for t in results.trials if not t.diverged for v in getattr(t, key) if v > 0]
-        low, high = (min(shown) / 2, max(shown) * 5) if shown else (1e-3, 1.0)
+        higher = key == "val_loss" and results.comparison.mode == "max"
+        axis = Axis.of([v for t in results.trials if not t.diverged for v in getattr(t, key)],
+                        higher)  # fmt: skip
+        high = axis.top
         for i, row in enumerate(rows):
             color = palette(i % palette.N)
             trials = [by_key[n] for n in row.trial_names if n in by_key]
@@ -88,7 +129,7 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
             if not curves:
                 continue
             length = min(len(c) for c in curves)
-            columns = [_positive([c[e] for c in curves]) for e in range(length)]
+            columns = [axis.values([c[e] for c in curves]) for e in range(length)]
             epochs = list(range(1, length + 1))
             style = "-" if row.source == "grid" else "--"
             mean = [statistics.fmean(col) for col in columns]
@@ -96,17 +137,16 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
             if len(curves) > 1:
                 ax.fill_between(epochs, [min(c) for c in columns], [max(c) for c in columns],
                                 color=color, alpha=0.15)  # fmt: skip
-        ax.set_yscale("log")
-        ax.set_ylim(low, high)
+        name = results.metric if key == "val_loss" else "training loss"
+        axis.apply(ax, name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        name = results.metric if key == "val_loss" else "training loss"
-        ax.set_ylabel(f"{name} (log scale)")
-        ax.set_title(f"{'Validation' if key == 'val_loss' else 'Training'} loss per epoch")
+        ax.set_title(f"{'Validation ' + results.metric if key == 'val_loss' else 'Training loss'} "
+                     "per epoch")  # fmt: skip
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes[0][-1].get_legend_handles_labels()
     if any(t.diverged for t in results.trials):
-        handles.append(plt.Line2D([], [], color="0.3", marker="x", ls="", ms=8, mew=2))
+        handles.append(Line2D([], [], color="0.3", marker="x", ls="", ms=8, mew=2))
         labels.append("diverged: stopped in that epoch")
     axes[0][-1].legend(handles, labels, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1),
                        title="in LR order: #rank lr (verdict)", title_fontsize=8)  # fmt: skip
@@ -119,155 +159,9 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
     return save_png(fig, path)
 
 
-def _finder_ylim(ax: Any, curves: list[list[float]]) -> None:
-    """A y-range that a curve shooting up at the end (it leaves through the top) cannot squash."""
-    finite = [v for c in curves for v in c if math.isfinite(v)]
-    if finite:
-        low, typical = min(finite), statistics.median(finite)
-        ax.set_ylim(low - 0.1 * (typical - low), min(max(finite), 2 * typical) * 1.05)
-
-
-def _points(finder: FinderResult, values: list[float]) -> tuple[list[float], list[float]]:
-    pts = [(lr, v) for lr, v in zip(finder.lr, values) if math.isfinite(v)]
-    return ([p[0] for p in pts], [p[1] for p in pts]) if pts else ([], [])
-
-
-def _draw_finders(ax: Any, results: RunResults, all_curves: bool) -> None:
-    """The finder's curves.
-
-    For the first seed Lightning's, the corrected one and the raw loss (``all_curves``); for the
-    others (or all, without ``all_curves``) the curve the rules read.
-    """
-    curves = []
-    for i, finder in enumerate(results.finders):
-        seed = f" (seed {finder.seed})" if len(results.finders) > 1 else ""
-        if i == 0 and all_curves:
-            ax.plot(*_points(finder, finder.raw_loss), ".", color="0.75", ms=3,
-                    label=f"raw loss per step{seed}")  # fmt: skip
-            ax.plot(*_points(finder, finder.loss), "-", color="black", lw=1.6,
-                    label=f"Lightning's smoothed loss{seed}")  # fmt: skip
-            ax.plot(*_points(finder, finder.corrected_loss), "--", color="tab:cyan", lw=1.6,
-                    label=f"bias-corrected smoothed loss{seed}")  # fmt: skip
-            curves += [finder.loss, finder.corrected_loss]
-        else:
-            shade = str(0.35 + 0.4 * i / max(1, len(results.finders) - 1))
-            ax.plot(*_points(finder, finder.rule_curve()), "-", color=shade, lw=1,
-                    label=f"{finder.curve} curve{seed}")  # fmt: skip
-            curves.append(finder.rule_curve())
-    ax.set_xscale("log")
-    _finder_ylim(ax, curves)
-
-
-def _mark_rules(ax: Any, results: RunResults, labels: bool = True) -> None:
-    for name, rule in results.comparison.rules.items():
-        if rule.lr is None:
-            continue
-        base, corrected = name.split("@")[0], "@" in name
-        color = RULE_COLORS.get(base, "0.4")
-        ax.axvline(rule.lr, color=color, ls=RULE_STYLES.get(base, "--"), lw=1.0 if corrected else 1.5,
-                   alpha=0.55 if corrected else 1.0,
-                   label=f"rule {name}: {fmt(rule.lr, 3)}" if labels else None)  # fmt: skip
-        if rule.lr_min is not None and rule.lr_min != rule.lr_max:
-            ax.axvspan(rule.lr_min, rule.lr_max, color=color, alpha=0.08)
-
-
-def plot_lr_finder(results: RunResults, path: Path) -> Path:
-    """The finder's curves, each rule's suggestion, and the trial LRs marked with their results."""
-    fig, ax = plt.subplots(figsize=(10.5, 5.8))
-    _draw_finders(ax, results, all_curves=True)
-    _mark_rules(ax, results)
-    for row in _distinct_rows(results):
-        if row.source != "grid":
-            continue
-        color = VERDICT_COLORS.get(row.verdict, "0.2")
-        ax.axvline(row.lr, color=color, lw=4, alpha=0.25)
-        text = f" {loss_text(row, 1)}" + ("" if row.diverged_seeds else f"  {row.verdict}")
-        ax.annotate(text, xy=(row.lr, 0.02), xycoords=("data", "axes fraction"), fontsize=7,
-                    color=color, rotation=90, ha="right", va="bottom")  # fmt: skip
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("finder loss (training loss)")
-    reads = results.finders[0].curve if results.finders else "lightning"
-    ax.set_title(
-        f"LR finder (Lightning {results.lightning_version}): the rules read the {reads} curve. "
-        "Lightning's smoothing starts near half\nthe first loss (#14167); the corrected curve "
-        f"does not. Bands: the fixed-LR trials, with their final {results.comparison.metric}.",
-        fontsize=9,
-    )
-    ax.legend(fontsize=7.5, loc="upper left")
-    ax.grid(True, which="both", alpha=0.3)
-    return save_png(fig, path)
-
-
-def _grid_segments(rows: list[Row]) -> list[list[Row]]:
-    """Runs of neighbouring grid LRs that all have a mean (a diverged LR breaks the line)."""
-    segments: list[list[Row]] = [[]]
-    for row in rows:
-        if row.mean is None:
-            segments.append([])
-        else:
-            segments[-1].append(row)
-    return [s for s in segments if s]
-
-
-def plot_lr_sweep(results: RunResults, path: Path) -> Path:
-    """What training achieved at each LR (bottom, log-log) under the finder's curve (top)."""
-    fig, (top, ax) = plt.subplots(2, 1, figsize=(10, 8), sharex=True,
-                                  gridspec_kw={"height_ratios": [1, 2]})  # fmt: skip
-    _draw_finders(top, results, all_curves=False)
-    _mark_rules(top, results, labels=False)
-    top.set_ylabel("finder loss")
-    top.set_title("What the finder saw (top) and what training at each LR achieved (bottom)",
-                  fontsize=10)  # fmt: skip
-    top.legend(fontsize=7, loc="upper left")
-    top.grid(True, which="both", alpha=0.3)
-    comp = results.comparison
-    by_key = {t.key: t for t in results.trials}
-    finals = [t.final_loss for t in results.trials if t.final_loss is not None and not t.diverged]
-    ceiling = max(finals) * 3 if finals else 1.0
-    grid_rows = sorted((r for r in comp.rows if r.source == "grid"), key=lambda r: r.lr)
-    for segment in _grid_segments(grid_rows):
-        xs = [r.lr for r in segment]
-        ax.plot(xs, _positive([r.mean for r in segment]), "-", color="0.45", lw=1.2, zorder=2)
-        if len(results.seeds) > 1:
-            ax.fill_between(xs, _positive([r.spread[0] for r in segment]),
-                            _positive([r.spread[1] for r in segment]), color="0.5", alpha=0.15)  # fmt: skip
-    for row in _distinct_rows(results):
-        color = VERDICT_COLORS.get(row.verdict, "0.3")
-        for name in row.trial_names:
-            t: TrialResult = by_key[name]
-            marker = "x" if t.diverged else ("o" if t.role == "fixed" else "D")
-            y = ceiling if t.diverged else _positive([t.final_loss, *finals])[0]
-            ax.scatter(t.lr, y, marker=marker, color="tab:red" if t.diverged else color, s=45,
-                       zorder=3)  # fmt: skip
-    _mark_rules(ax, results)
-    handles, labels = ax.get_legend_handles_labels()
-    extra = [(plt.Line2D([], [], color="0.45"), f"grid: mean final {comp.metric} over seeds"
-              + (" (band: min..max)" if len(results.seeds) > 1 else ""))]  # fmt: skip
-    for verdict, color in VERDICT_COLORS.items():
-        if verdict != "diverged" and any(r.verdict == verdict for r in comp.rows):
-            extra.append((plt.Line2D([], [], color=color, marker="o", ls=""), verdict))
-    extra.append((plt.Line2D([], [], color="0.3", marker="D", ls=""), "finder-check trial"))
-    if any(t.diverged for t in results.trials):
-        marker = plt.Line2D([], [], color="tab:red", marker="x", ls="")
-        extra.append((marker, "diverged (drawn at the top)"))
-    ax.legend(handles + [h for h, _ in extra], labels + [t for _, t in extra], fontsize=7.5,
-              loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4,
-              title="points: one per trial and seed, coloured by the verdict of its LR's mean "
-                    "over seeds", title_fontsize=8)  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel(f"final {comp.metric} (log scale)")
-    ax.grid(True, which="both", alpha=0.3)
-    return save_png(fig, path)
-
-
 def save_png(fig: Figure, path: Path) -> Path:
     """Lay out ``fig``, write it to ``path`` atomically, close it."""
     fig.tight_layout()
-    try:
-        with atomic_file(path) as fh:
-            fig.savefig(fh, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    with atomic_file(path) as fh:
+        fig.savefig(fh, dpi=110, format="png")
     return path

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import math
 
-from lr_lab.analysis.comparison import Comparison, Recommendation, Row
-from lr_lab.analysis.findings import RECOMMEND_AT, STUDY_SIZE, TRUSTED_RULES
+from lr_lab.analysis.comparison import Comparison, Row
+from lr_lab.analysis.recommendation import (
+    RECOMMEND_AT,
+    STUDY_SIZE,
+    TRUSTED_RULES,
+    Recommendation,
+)
 from lr_lab.analysis.results import RunResults
 
 
@@ -45,6 +50,16 @@ def _metric(comp: Comparison) -> str:
     return comp.metric.replace("_", " ")
 
 
+def ranked_by(comp: Comparison) -> str:
+    """``ranked by val_acc (higher is better); vs best: ...``: what the table ranks and how."""
+    direction = "higher" if comp.mode == "max" else "lower"
+    why = " (no validation: the training loss)" if comp.metric == "train_loss" else ""
+    return (
+        f"Ranked by the final {comp.metric}{why}, {direction} is better; "
+        f"{comp.measure.describe(comp.metric)}."
+    )
+
+
 def table_cells(results: RunResults) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, one row of cells per comparison row, and notes (rules without a suggestion)."""
     comp = results.comparison
@@ -59,14 +74,13 @@ def table_cells(results: RunResults) -> tuple[list[str], list[list[str]], list[s
     ]
     lines = []
     for row in comp.rows:
-        ratio = row.ratio_to_best_fixed
         lines.append(
             [
                 str(row.rank) if row.rank else "-",
                 lr_text(row.lr, row.lr_min, row.lr_max) if row.lrs else "-",
                 "grid" if row.source == "grid" else f"rule {row.label}",
                 loss_text(row, n_seeds),
-                f"{ratio:.3g}x" if ratio is not None else "-",
+                row.vs_best_fixed or "-",
                 row.verdict or "-",
             ]
         )
@@ -83,6 +97,7 @@ def format_table(results: RunResults) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
     text = [fmt_row(header), fmt_row(["-" * w for w in widths]), *map(fmt_row, lines)]
+    text.append(ranked_by(results.comparison))
     if notes:
         text += ["No suggestion from:", *(f"  {n}" for n in notes)]
     return "\n".join(text)
@@ -103,11 +118,11 @@ def _lightning_sentence(results: RunResults, light: Row, metric: str) -> str:
             f"{said} for {len(light.lrs)} of {n_seeds} seeds; trained there it reached {metric} "
             f"{fmt(light.mean)} (not ranked: not every seed had a suggestion)."
         )
-    ratio = light.ratio_to_best_fixed
+    versus = light.vs_best_fixed
     return (
         f"{said}; trained from the same initial weights and data order it reached {metric} "
         f"{fmt(light.mean)}, rank {light.rank} of {comp.n_ranked}"
-        + (f", {ratio:.3g}x the best fixed loss." if ratio is not None else ".")
+        + (f" ({versus} against the best fixed LR)." if versus and versus != "-" else ".")
     )
 
 
@@ -133,7 +148,7 @@ def answer(results: RunResults) -> str:
         parts.append(_lightning_sentence(results, comp.lightning, metric))
     others = {k: v for k, v in comp.rules.items() if k != "lightning" and v.rank is not None}
     if others:
-        name, row = min(others.items(), key=lambda kv: kv[1].mean)
+        name, row = min(others.items(), key=lambda kv: kv[1].rank)
         parts.append(
             f"Of the other rules, {name} did best: LR "
             f"{lr_text(row.lr, row.lr_min, row.lr_max, 'per seed ')}, {metric} {fmt(row.mean)}, "
@@ -155,9 +170,10 @@ def answer(results: RunResults) -> str:
             f"gave a suggestion that trained here without divergence."
         )
     if low and (not rec or low.rank != rec.rank):
-        parts.append(f"The lowest {metric} observed: LR {_where(low)}, {fmt(low.loss)}.")
+        word = "highest" if comp.mode == "max" else "lowest"
+        parts.append(f"The {word} {metric} observed: LR {_where(low)}, {fmt(low.loss)}.")
     if len(results.seeds) > 1:
-        parts.append(f"Losses are means over seeds {results.seeds}.")
+        parts.append(f"Values are means over seeds {results.seeds}.")
     if comp.order_differs:
         parts.append(
             f"Warning: the trials of seed(s) {comp.order_differs} did not all see the same first "
@@ -182,7 +198,8 @@ def markdown_tables(results: RunResults, rows_per_table: int = 10) -> dict[str, 
     for start in range(0, max(1, len(lines)), rows_per_table):
         page = lines[start : start + rows_per_table]
         key = f"rows {start + 1}-{start + len(page)}"
-        pages[key] = "\n".join([md_row(header), "|" + "---|" * len(header), *map(md_row, page)])
+        table = [md_row(header), "|" + "---|" * len(header), *map(md_row, page)]
+        pages[key] = "\n".join([*table, "", ranked_by(results.comparison)])
     if notes:
         last = list(pages)[-1]
         pages[last] += "\n\n" + "\n".join(f"- no suggestion from {n}" for n in notes)

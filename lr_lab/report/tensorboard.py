@@ -145,7 +145,7 @@ def config_text(results: RunResults) -> str:
 
 def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> list[Path]:
     """The summary run, each seed's finder run and each trial's HParams; the files written."""
-    import matplotlib.pyplot as plt
+    from matplotlib.image import imread
 
     written = []
 
@@ -164,7 +164,7 @@ def write_tensorboard(results: RunResults, run_dir: Path, pngs: list[Path]) -> l
             lines += [f"- note: {flag}" for flag in finder.flags()]
             writer.add_text(f"suggestions/seed{finder.seed}", "\n".join(lines))
         for png in pngs:
-            writer.add_image(f"report/{png.stem}", plt.imread(png)[..., :3], dataformats="HWC")
+            writer.add_image(f"report/{png.stem}", imread(png)[..., :3], dataformats="HWC")
 
     written.append(write_events(run_dir / SUMMARY_RUN, summary))
     for finder in results.finders:

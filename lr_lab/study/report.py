@@ -14,15 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lr_lab.atomic import atomic_write  # noqa: E402
-from lr_lab.errors import RunDirError  # noqa: E402
-from lr_lab.report.plots import save_png  # noqa: E402
-from lr_lab.study.stats import HIT, ProblemSeed, RuleSummary, by_family, ranking  # noqa: E402
+from lr_lab.atomic import atomic_write
+from lr_lab.errors import RunDirError
+from lr_lab.report.plots import save_png
+from lr_lab.study.stats import HIT, ProblemSeed, RuleSummary, by_family, ranking
 
 SESSIONS = "sessions.json"
 FILES = ("study.json", "study.md", "study.png")  # what write_study writes
@@ -153,7 +150,8 @@ def plot(records: list[ProblemSeed], path: Path) -> Path:
     finite = [o.regret for r in records for o in r.rules.values()
               if o.regret is not None and math.isfinite(o.regret)]  # fmt: skip
     top = max([*finite, 10.0]) * 3
-    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(summaries) + 2), 5.5))
+    fig = Figure(figsize=(max(8, 0.9 * len(summaries) + 2), 5.5))
+    ax = fig.subplots()
     for i, s in enumerate(summaries):
         regrets = [r.rules[s.rule].regret for r in records if s.rule in r.rules]
         values = [v for v in regrets if v is not None]

@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 
 from lr_lab.config.class_path import qualified_name
-from lr_lab.config.hints import Given, Signature
+from lr_lab.config.hints import Given, Signature, plain
 from lr_lab.config.schema import BUILTIN_ARGS, OWNED_TRAINER_KEYS, ExperimentConfig
 from lr_lab.errors import ProviderError
 from lr_lab.training.problem import (
@@ -63,6 +63,14 @@ def type_init_args(section: str, target: Any, init_args: dict[str, Any]) -> tupl
     if missing:
         problems.append(f"{key}: {name} needs {', '.join(missing)}")
     return converted, problems
+
+
+def known_arguments(obj: Any) -> dict[str, Any]:
+    """An instance's arguments as far as it records them (``save_hyperparameters``), plain data."""
+    hparams = getattr(obj, "hparams", None)
+    if not hparams:
+        return {}
+    return {k: plain(v, None) for k, v in dict(hparams).items() if plain(v, None) is not None}
 
 
 def _target(section: str, given: Any, path: str) -> Any:
@@ -168,7 +176,7 @@ def resolve(
         if obj is not None:
             spec.class_path = qualified_name(obj)
             if not (inspect.isclass(obj) or inspect.isroutine(obj)):
-                spec.init_args = {}  # an instance: its arguments are its own
+                spec.init_args = known_arguments(obj)  # an instance: what it says of itself
         if spec.class_path in BUILTIN_ARGS and obj is None:
             continue  # typed with the config (lr_lab.config.parse)
         try:

@@ -14,7 +14,12 @@ from torch import Tensor
 
 
 class DivergenceGuard:
-    """Per-step divergence of K trials: a loss that is non-finite or above ``factor`` x the first.
+    """Per-step divergence of K trials: a loss that is non-finite, or rose too far.
+
+    Too far is above ``first + (factor - 1) * |first|``: ``factor`` x the first loss when it is
+    positive (the usual case), and as far above it, in its own size, when it is negative (a
+    log-likelihood of -3 has diverged at 2994 with the default 1000, not at -3000). A first loss
+    of exactly 0 (an exact fit) has no size: only non-finite losses count then.
 
     Args:
         n_trials: K.
@@ -37,9 +42,10 @@ class DivergenceGuard:
         """
         if self.first is None:
             self.first = losses.detach().clone()
-            # A first loss of 0 (an exact fit) has no scale: only non-finite losses count then.
-            scale = torch.where(self.first > 0, self.first, torch.full_like(self.first, math.inf))
-            self._limit = self.factor * scale
+            size = self.first.abs()
+            # A first loss of 0 (an exact fit) has no size: only non-finite losses count then.
+            size = torch.where(size > 0, size, torch.full_like(size, math.inf))
+            self._limit = self.first + (self.factor - 1) * size
             self._limit_1 = float(self._limit[0])
             self.alive = torch.ones_like(self.first, dtype=torch.bool)
         if len(self.step) == 1:  # one trial: one host read and plain Python (the common case)
@@ -76,4 +82,10 @@ class DivergenceGuard:
 def _reason(loss: float, first: float, factor: float, step: int) -> str:
     if not math.isfinite(loss):
         return f"loss {loss} at step {step}"
-    return f"loss {loss:.3g} > {factor:g} x the first loss {first:.3g} at step {step}"
+    if first > 0:
+        return f"loss {loss:.3g} > {factor:g} x the first loss {first:.3g} at step {step}"
+    limit = first + (factor - 1) * abs(first)
+    return (
+        f"loss {loss:.3g} > {limit:.3g} (the first loss {first:.3g} plus {factor - 1:g} x its "
+        f"size) at step {step}"
+    )

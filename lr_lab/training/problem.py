@@ -87,6 +87,18 @@ class Problem:
     builtin_model: RegressionModelArgs | None = None
     builtin_data: RegressionDataArgs | None = None
 
+    def objects(self) -> dict[str, str]:
+        """What came from Python rather than from a class path: ``{"model": "instance"}``."""
+        return {
+            s.key: "instance"
+            if s.is_instance
+            else "class"
+            if inspect.isclass(s.target)
+            else "function"
+            for s in (self.model, self.data)
+            if s.target is not None
+        }
+
     @property
     def builtin(self) -> bool:
         """Whether both are the built-in ones (the fast paths apply)."""
@@ -136,6 +148,15 @@ class FitSettings:
     metric: str = "val_loss"
     metric_mode: str = "min"
     trainer: dict[str, Any] = field(default_factory=lambda: {"accelerator": "auto"})
+
+    @property
+    def plain_trainer(self) -> bool:
+        """Whether the Trainer takes nothing but an accelerator.
+
+        The built-in model's fast paths (manual optimization, several steps per call) then
+        train exactly what Lightning's own loop would.
+        """
+        return set(self.trainer) <= {"accelerator"}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from lr_lab import interrupt
 from lr_lab.errors import ContractError
 from lr_lab.training.divergence import DivergenceGuard
 from lr_lab.training.events import ScalarLog
+from lr_lab.training.logger import TrialLogger
 
 # TensorBoard gets at most about this many points per per-step curve (always including step 0).
 MAX_STEP_POINTS = 1000
@@ -98,6 +99,10 @@ class LossRecorder(L.Callback):
         self.first_batch_sha256 = ""
         self.step = 0  # optimizer steps seen
         self.logs = [ScalarLog(d) for d in run_dirs]
+        # A user's module: what it logs itself goes to its run too (one trial, one logger).
+        self.logger = TrialLogger(self.logs[0]) if len(run_dirs) == 1 else None
+        self.metrics: dict[str, list[float]] = {}  # each validation metric per epoch (one trial)
+        self._val_metrics: dict[str, float] = {}
         self._losses: list[Tensor] = []
         self._sizes: list[int] = []
         self._val: list[float] | None = None
@@ -112,7 +117,7 @@ class LossRecorder(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, i: int) -> None:
         """Hash the very first mini-batch, so trials can prove they saw the same data."""
         if not self.first_batch_sha256:
-            lab_chunk = isinstance(batch, list) and _is_lab_module(pl_module)
+            lab_chunk = isinstance(batch, list) and is_lab_module(pl_module)
             self.first_batch_sha256 = batch_sha256(batch[0] if lab_chunk else batch)
         interrupt.check()
 
@@ -143,12 +148,20 @@ class LossRecorder(L.Callback):
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, i: int, j: int = 0
     ) -> None:
         """A lab module returns its validation losses, shape (K,): keep them."""
-        if not trainer.sanity_checking and _is_lab_module(pl_module) and outputs is not None:
+        if not trainer.sanity_checking and is_lab_module(pl_module) and outputs is not None:
             self._val_chunks.append(outputs.detach().reshape(-1))
             self._val_sizes.append(len(batch[0]))
 
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """The module's metrics logged from here on are this validation's."""
+        if self.logger is not None:
+            self.logger.validating, self.logger.validation = True, {}
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         """Reduce the epoch's validation: a lab module's losses, or the metric logged."""
+        if self.logger is not None:
+            self.logger.validating = False
+            self._val_metrics = dict(self.logger.validation)
         if trainer.sanity_checking:
             return
         if self._val_chunks:
@@ -157,7 +170,7 @@ class LossRecorder(L.Callback):
             self._val = _weighted_mean(chunks, self._val_sizes, every).tolist()
             self._val_chunks, self._val_sizes = [], []
             return
-        if _is_lab_module(pl_module):
+        if is_lab_module(pl_module):
             return
         value = trainer.callback_metrics.get(self.metric)
         if value is None:
@@ -181,9 +194,6 @@ class LossRecorder(L.Callback):
         ends = [self.step if d is None else d for d in self.guard.step]
         index = torch.arange(first, self.step, device=per_step.device).unsqueeze(1)
         mask = index < torch.tensor(ends, device=per_step.device)
-        if not _is_lab_module(pl_module):  # the lab's MSE cannot be negative; a user's loss can
-            lowest = float(torch.where(mask, per_step, torch.zeros_like(per_step)).min())
-            _not_negative(lowest, f"{type(pl_module).__qualname__}.training_step returned", trainer)
         means = _weighted_mean(per_step, self._sizes, mask).tolist()
         keep = [i for i in range(len(per_step)) if (first + i) % self.stride == 0]
         rows = per_step[keep].tolist() if keep else []
@@ -197,14 +207,16 @@ class LossRecorder(L.Callback):
             log.add(TAG_TRAIN_EPOCH, means[k], self.step - 1)
             if self._val is not None:
                 self.val_loss[k].append(self._val[k])
+                for name, value in self._val_metrics.items():
+                    self.metrics.setdefault(name, []).append(value)
                 log.add(TAG_VAL, self._val[k], self.step - 1)
         for log in self.logs:
             log.flush()
-        self._losses, self._sizes, self._val = [], [], None
+        self._losses, self._sizes, self._val, self._val_metrics = [], [], None, {}
 
     def _check_validation(self, trainer: L.Trainer, pl_module: Any) -> None:
         """A non-finite validation metric is a divergence (after the epoch's last step)."""
-        lab = _is_lab_module(pl_module)
+        lab = is_lab_module(pl_module)
         for k, value in enumerate(self._val):
             if self.guard.step[k] is None and not math.isfinite(value):
                 name = "the validation loss" if lab else self.metric
@@ -216,21 +228,9 @@ class LossRecorder(L.Callback):
                     pl_module._on_diverged(mask)
         if self.guard.n_alive == 0:
             trainer.should_stop = True
-        if not lab:
-            _not_negative(min(self._val), f"metric = {self.metric!r} was", trainer)
 
 
-def _not_negative(value: float, what: str, trainer: L.Trainer) -> None:
-    """Losses are compared as ratios (x the best), and Lightning's finder stops at 4x its best."""
-    if value < 0:
-        raise ContractError(
-            f"{what} a negative loss ({value:.4g}) in epoch {trainer.current_epoch}: lr_lab ranks "
-            f"losses by their ratio to the best and Lightning's finder stops at 4x its best, so the "
-            f"loss and the metric must be >= 0 (shift a log-likelihood by a bound)"
-        )
-
-
-def _is_lab_module(module: Any) -> bool:
+def is_lab_module(module: Any) -> bool:
     """Whether ``module`` is one of the lab's chunked modules (see :mod:`lr_lab.training.chunked`)."""
     return getattr(type(module), "lr_lab_chunked", False)
 

@@ -28,7 +28,7 @@ from lr_lab.training.contract import ContractCheck, contract_error
 from lr_lab.training.divergence import DivergenceGuard
 from lr_lab.training.initial_state import load_initial_state
 from lr_lab.training.problem import FitSettings, TrialSpec, lr_attribute
-from lr_lab.training.recorder import MAX_STEP_POINTS, EpochProgress, LossRecorder
+from lr_lab.training.recorder import MAX_STEP_POINTS, EpochProgress, LossRecorder, is_lab_module
 from lr_lab.training.trainer import apply_threads, make_trainer
 
 
@@ -50,7 +50,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         The losses per epoch, divergence, timings and the hashes of the starting weights and data.
     """
     problem, fit = spec.problem, spec.fit
-    if not problem.builtin:
+    if not (problem.builtin and fit.plain_trainer):  # clipping, accumulation: Lightning's own loop
         return _run_user_trial(spec)
     datamodule = problem.make_data(spec.seed, steps_per_call=STEPS_PER_CALL)
     module = TrialModule(
@@ -120,6 +120,7 @@ def fit_and_collect(
         + ([EpochProgress(label)] if sys.stderr is not None and sys.stderr.isatty() else []),
         max_epochs=fit.max_epochs,
         max_steps=fit.max_steps,
+        logger=None if is_lab_module(module) else recorder.logger,
         has_val=getattr(datamodule, "has_val", None),  # the built-in data may hold out nothing
     )
     start = time.perf_counter()
@@ -153,6 +154,7 @@ def fit_and_collect(
             diverged_reason=guard.reason[k],
             first_step_loss=float(guard.first[k]) if guard.first is not None else None,
             first_batch_sha256=recorder.first_batch_sha256,
+            metrics=recorder.metrics if len(specs) == 1 else {},
         )
         result.final_train_loss = (
             None if result.diverged or not result.train_loss else result.train_loss[-1]

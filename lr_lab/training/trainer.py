@@ -31,6 +31,7 @@ def quiet_lightning() -> None:
         ".*is smaller than the logging interval.*",
         ".*Total length of .* across ranks is zero.*",
         ".*You defined a `validation_step` but have no `val_dataloader`.*",
+        ".*You passed in a `val_dataloader` but have no `validation_step`.*",
         ".*LightningModule.* has parameters that were not used.*",
         ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
         ".*Trying to infer the `batch_size` from an ambiguous collection.*",
@@ -89,6 +90,8 @@ def make_trainer(
     max_epochs: int,
     max_steps: int | None = None,
     has_val: bool | None = None,
+    logger: Any = None,
+    plugins: list[Any] | None = None,
 ) -> L.Trainer:
     """A Trainer stripped of what the lab does not use (checkpoints, summaries, progress bars).
 
@@ -101,18 +104,23 @@ def make_trainer(
         max_steps: Optimizer-step limit (None: none).
         has_val: False turns validation off; None keeps Lightning's default (validate if the
             data has a validation loader).
+        logger: The trial's own logger (the module's ``self.log`` metrics), or None.
+        plugins: The lab's Trainer plugins, added to the user's.
 
     Returns:
         The Trainer.
     """
     extra = {k: v for k, v in settings.items() if k not in OWNED_TRAINER_KEYS}
+    if plugins:
+        given = extra.get("plugins") or []
+        extra["plugins"] = [*(given if isinstance(given, list) else [given]), *plugins]
     if has_val is False:
         extra["limit_val_batches"] = 0
     return L.Trainer(
         devices=1,  # one device per trial; executors spread trials over devices
         max_epochs=max_epochs,
         max_steps=-1 if max_steps is None else max_steps,
-        logger=False,
+        logger=logger if logger is not None else False,
         callbacks=callbacks,
         default_root_dir=root_dir,
         enable_progress_bar=False,
