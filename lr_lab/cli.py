@@ -146,11 +146,16 @@ def _unrecorded(run_dir: Path, status: str) -> str:
 
 
 def _print_answer(console: Console, run_dir: Path, results, pngs: list[Path]) -> None:  # noqa: ANN001
+    from lr_lab.report.progress import describe_search
     from lr_lab.report.table import answer, format_table
     from lr_lab.report.tensorboard import summary_links
 
     console.line()
     console.line(format_table(results))
+    if results.searches:
+        console.line("The race (README, \"The search\"):")
+        for search in results.searches:
+            console.line(f"  seed {search.seed}: {describe_search(search)}")
     console.line()
     console.line(answer(results))
     console.line()

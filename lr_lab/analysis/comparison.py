@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lr_lab.analysis.measure import Measure
-from lr_lab.analysis.recommendation import Recommendation, trusted
+from lr_lab.analysis.recommendation import Recommendation, recommend
 from lr_lab.analysis.results import RunResults, TrialResult
 
 
@@ -182,6 +182,13 @@ def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
         row = _row(rule, "rule", lrs, trials, use_val, n_seeds)
         row.note = "; ".join(notes)
         rows.append(row)
+    if results.searches:  # the search's winner on each seed, trained to the full budget
+        keys = {t.key: t for t in results.trials}
+        won = [s for s in sorted(results.searches, key=lambda s: s.seed) if s.trial in keys]
+        row = _row("search", "search", [s.lr for s in won], [keys[s.trial] for s in won],
+                   use_val, n_seeds)  # fmt: skip
+        row.note = "; ".join(f"seed {s.seed}: {s.fallback}" for s in results.searches if not s.lr)
+        rows.append(row)
     return rows
 
 
@@ -269,7 +276,7 @@ def compare(results: RunResults, rules: list[str]) -> Comparison:
         rows=ranked,
         rules=rule_rows,
         best_fixed=BestFixed(best_fixed.lr, best_fixed.mean) if best_fixed else None,
-        recommendation=trusted(rule_rows),
+        recommendation=recommend(results, rows, rule_rows),
         lowest=_lowest(groups[tuple(top.trial_names)] if top else []),
         order_differs=order_differs(results),
     )

@@ -1,4 +1,9 @@
-"""The recommendation: which learning rate lr_lab tells you to use, and how much to trust it."""
+"""The recommendation: which learning rate lr_lab tells you to use, and how much to trust it.
+
+The search's winner (the finder's answer, raced and trained to the full budget) when the search
+ran; else the rule the study trusts most among those a run read. Each comes with the hit rate
+lr_lab's study measured for it, so the answer says how often such an answer was right.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,11 @@ TRUSTED_RULES = {
 }
 STUDY_SIZE = 219
 RECOMMEND_AT = 0.5
+# The search's hit rate in the study (README, "The search"): within 1.5x of the best 13-LR
+# grid LR's loss, over SEARCH_STUDY_SIZE problem-seeds.
+SEARCH_HIT_RATE: float | None = None
+SEARCH_STUDY_SIZE = 0
+GRID_LRS = 13  # the reference grid the search's cost is a share of
 
 
 @dataclass
@@ -33,9 +43,11 @@ class Recommendation:
     lr_min: float
     lr_max: float
     loss: float
-    source: str  # "grid" or "rule valley+steep_log"
+    source: str  # "search", "grid" or "rule valley+steep_log"
     rank: int | None = None
-    study_hit_rate: float | None = None  # the trusted rule's hit rate in lr_lab's study
+    study_hit_rate: float | None = None  # its hit rate in lr_lab's study
+    search_steps: int | None = None  # every step spent choosing it: finders and races, all seeds
+    grid_steps: int | None = None  # what a 13-LR grid of full trials costs on the same seeds
 
 
 def trusted(rules: dict[str, Any]) -> Recommendation | None:
@@ -49,3 +61,15 @@ def trusted(rules: dict[str, Any]) -> Recommendation | None:
             return Recommendation(row.lr, row.lr_min, row.lr_max, row.mean, f"rule {name}",
                                   row.rank, hit_rate)  # fmt: skip
     return None
+
+
+def recommend(results: Any, rows: list[Any], rules: dict[str, Any]) -> Recommendation | None:
+    """The search's winner where it ran on every seed; else :func:`trusted`."""
+    search = next((r for r in rows if r.source == "search"), None)
+    if search is None or not search.comparable or search.rank is None:
+        return trusted(rules)
+    steps = sum(s.steps for s in results.searches)
+    keys = {t.key: t for t in results.trials}
+    full = sum(keys[name].steps for name in search.trial_names)  # one full trial per seed
+    return Recommendation(search.lr, search.lr_min, search.lr_max, search.mean, "search",
+                          search.rank, SEARCH_HIT_RATE, steps, GRID_LRS * full)  # fmt: skip

@@ -34,10 +34,12 @@ class TrialResult:
     """What one training run at one learning rate measured."""
 
     name: str
-    role: str  # "fixed" or "finder_check"
+    role: str  # "fixed", "finder_check", "race" or "search"
     lr: float
     seed: int
     rules: list[str] = field(default_factory=list)  # finder rules that suggested this LR
+    rung: int | None = None  # a race trial's rung
+    stop_epochs: int | None = None  # a race trial's budget: stopped after this many epochs
     # Per epoch, sample-weighted mean (the last one partial when trials.max_steps cut it, as
     # Lightning's own on_epoch logging has it); an epoch a divergence cut short is left out.
     train_loss: list[float] = field(default_factory=list)
@@ -114,6 +116,37 @@ class FinderResult:
 
 
 @dataclass
+class RungResult:
+    """One rung of a seed's race: who ran, their scores, who went on."""
+
+    epochs: int
+    lrs: list[float] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)  # smoothed metric; None: diverged
+    kept: list[float] = field(default_factory=list)  # the LRs that went on (last rung: the winner)
+
+
+@dataclass
+class SearchResult:
+    """One seed's search: the finder's trusted rules, the bracket, the race, the winner."""
+
+    seed: int
+    rules: dict[str, float | None] = field(default_factory=dict)  # the trusted rules' LRs
+    anchor: float | None = None  # their geometric median (None: the fallback bracket)
+    fallback: str = ""  # why the coarse bracket stood in
+    candidates: list[float] = field(default_factory=list)
+    rungs: list[RungResult] = field(default_factory=list)
+    lr: float | None = None  # the winner
+    trial: str = ""  # its full-budget trial's key
+    finder_steps: int = 0
+    race_steps: int = 0
+
+    @property
+    def steps(self) -> int:
+        """Every training step spent choosing the LR: the finder's and the race's."""
+        return self.finder_steps + self.race_steps
+
+
+@dataclass
 class RunResults:
     """Everything one experiment measured; serialised as ``results.json``."""
 
@@ -133,6 +166,7 @@ class RunResults:
     threads: int | None = None
     trials: list[TrialResult] = field(default_factory=list)
     finders: list[FinderResult] = field(default_factory=list)
+    searches: list[SearchResult] = field(default_factory=list)  # one per seed, once finished
     pending: list[str] = field(default_factory=list)  # "seed0/lr=0.01", "seed0/finder" still to run
     report: dict[str, str] = field(default_factory=dict)  # report file -> sha256
     error: str = ""  # why the run failed, if it did

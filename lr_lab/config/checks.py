@@ -25,6 +25,8 @@ MODEL, DATA = "model.init_args.", "data.init_args."
 # Lightning's suggestion() drops the first 10 and the last point and needs 2 left; the lab's rules
 # scale their skip with the sweep (rules.py) and need fewer.
 MIN_FINDER_STEPS = 13
+# A range test is 100 to 1000 steps; 10**8 asked for by mistake would run for hours.
+MAX_FINDER_STEPS = 10_000
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeds are 32-bit
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
@@ -142,14 +144,17 @@ def check_config(cfg: ExperimentConfig, csv_shape: tuple[int, int] | None = None
 
     _check_trials(cfg, bad)
     _check_finder(cfg, bad)
+    _check_search(cfg, bad)
     _check_trainer(cfg, bad)
     return problems
 
 
 def _check_trials(cfg: ExperimentConfig, bad: Any) -> None:
     t = cfg.trials
-    if not t.lrs:
-        bad("trials.lrs", t.lrs, "give at least one learning rate")
+    searching = cfg.finder.enabled and cfg.search.enabled
+    if not t.lrs and not searching:
+        bad("trials.lrs", t.lrs, "give at least one learning rate, or let the search find one "
+            "(finder.enabled and search.enabled)")  # fmt: skip
     for i, lr in enumerate(t.lrs):
         if not _lr_ok(lr):
             bad(f"trials.lrs[{i}]", lr, LR_RANGE_TEXT)
@@ -197,6 +202,9 @@ def _check_finder(cfg: ExperimentConfig, bad: Any) -> None:
             bad(key, value, LR_RANGE_TEXT)
     if _lr_ok(f.min_lr) and _lr_ok(f.max_lr) and f.min_lr >= f.max_lr:
         bad("finder.min_lr", f.min_lr, f"must be below finder.max_lr = {f.max_lr!r}")
+    if f.num_training > MAX_FINDER_STEPS:
+        bad("finder.num_training", f.num_training, f"must be <= {MAX_FINDER_STEPS:,} (a range "
+            "test is 100 to 1000 steps; each step is a training step)")  # fmt: skip
     if f.num_training < MIN_FINDER_STEPS:
         bad("finder.num_training", f.num_training, f"must be >= {MIN_FINDER_STEPS}: Lightning's "
             "suggestion drops the first 10 and the last point and needs 2 left")  # fmt: skip
@@ -208,6 +216,23 @@ def _check_finder(cfg: ExperimentConfig, bad: Any) -> None:
         bad("finder.rules", f.rules, f"name at least one of {list(RULE_NAMES)}")
     elif len(set(f.rules)) != len(f.rules):
         bad("finder.rules", f.rules, "rules must be distinct")
+
+
+def _check_search(cfg: ExperimentConfig, bad: Any) -> None:
+    s = cfg.search
+    for key, value in (("below", s.below), ("above", s.above)):
+        if not (math.isfinite(value) and 0 <= value <= 4):
+            bad(f"search.{key}", value, "decades: a number in [0, 4]")
+    if not (math.isfinite(s.spacing) and 0.05 <= s.spacing <= 1):
+        bad("search.spacing", s.spacing, "decades between candidates: a number in [0.05, 1]")
+    elif math.isfinite(s.below + s.above) and (s.below + s.above) / s.spacing > 40:
+        bad("search.spacing", s.spacing, "makes more than 40 candidates; widen it")
+    if s.first_epochs < 1:
+        bad("search.first_epochs", s.first_epochs, "must be a positive integer")
+    if s.eta < 2:
+        bad("search.eta", s.eta, "must be >= 2 (the best 1/eta go on)")
+    if s.rungs < 1:
+        bad("search.rungs", s.rungs, "must be a positive integer")
 
 
 def _check_trainer(cfg: ExperimentConfig, bad: Any) -> None:

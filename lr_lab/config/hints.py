@@ -30,8 +30,11 @@ class Given(str):
 
 
 def shown(value: Any) -> str:
-    """A value as a message quotes it: text as typed, anything else in Python's spelling, cut."""
-    text = str(value) if isinstance(value, str) else repr(value)
+    """A value as a message quotes it: text as typed, anything else in Python's spelling, cut.
+
+    Always on one line (an object's repr may span many).
+    """
+    text = " ".join((str(value) if isinstance(value, str) else repr(value)).split())
     return (
         text if len(text) <= MAX_SHOWN else f"{text[: MAX_SHOWN - 3]}... ({len(text)} characters)"
     )

@@ -143,6 +143,34 @@ class FinderConfig:
     """Train each distinct suggestion as a finder_check trial."""
 
 
+Smoothing = Literal["last", "mean2", "mean3", "min", "ema"]
+
+
+@dataclass
+class SearchConfig:
+    """The verified LR: the finder's answer raced (successive halving) and the winner trained.
+
+    The defaults come from the design study in docs/search.md (README, "The search").
+    """
+
+    enabled: bool = True
+    """Run the search whenever the finder runs (finder.enabled)."""
+    below: float = 0.5
+    """Decades of the bracket under the trusted rules' geometric median."""
+    above: float = 1.0
+    """Decades of the bracket over it (the rules tend to suggest too small an LR)."""
+    spacing: float = 0.25
+    """Decades between candidates (a fixed log grid: 0.01, 0.0178, 0.0316, ...)."""
+    first_epochs: int = 2
+    """Epochs of the first rung (each rung trains eta times as many)."""
+    eta: int = 3
+    """The best 1/eta of a rung go on to the next."""
+    rungs: int = 1
+    """Rungs of the race before the winner is trained to the full budget."""
+    smoothing: Smoothing = "mean2"
+    """A candidate's score over its rung: last epoch, mean of the last 2 or 3, min, or an EMA."""
+
+
 @dataclass
 class ExperimentConfig:
     """One learning-rate experiment."""
@@ -162,6 +190,7 @@ class ExperimentConfig:
     """Your LightningDataModule (class_path, init_args); the default is the built-in data."""
     trials: TrialsConfig = field(default_factory=TrialsConfig)
     finder: FinderConfig = field(default_factory=FinderConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     trainer: dict[str, Any] = field(default_factory=lambda: {"accelerator": "auto"})
     """lightning.Trainer keyword arguments for every trial and the finder (accelerator,
     gradient_clip_val, precision, accumulate_grad_batches, deterministic, ...)."""
@@ -209,5 +238,10 @@ OWNED_TRAINER_KEYS = {
 }
 
 
-SECTIONS: dict[str, type] = {"trials": TrialsConfig, "finder": FinderConfig, "ray": RayConfig}
+SECTIONS: dict[str, type] = {
+    "trials": TrialsConfig,
+    "finder": FinderConfig,
+    "search": SearchConfig,
+    "ray": RayConfig,
+}
 CLASS_SECTIONS = ("model", "data")

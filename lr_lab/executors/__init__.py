@@ -90,7 +90,7 @@ def _one(spec: TrialSpec) -> TrialResult:
     interrupt.check()
     try:
         return run_trial(spec)
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a user's sys.exit() in training_step: this trial's
         raise TrialError(spec.key, err) from err
 
 
@@ -112,7 +112,7 @@ def execute(
         interrupt.check()
         try:
             results = run_batched(specs)
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise TrialError(f"seed{specs[0].seed}/{len(specs)} batched trials", err) from err
         for result in results:
             on_result(result)

@@ -23,16 +23,19 @@ except ImportError:  # Windows: no flock; a folder is then not guarded against a
 
 
 def check_out_dir(out: Path) -> str | None:
-    """Why no run folder can be made under ``out`` (tried with real bytes), or None if it can."""
+    """Why no run folder can be made under ``out`` (tried with real bytes), or None if it can.
+
+    Nothing is created: where ``out`` does not exist yet, its nearest existing folder is tried
+    (the run creates ``out`` once every check has passed).
+    """
     probe = out
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         return f"--out {out}: {probe} is not a folder"
     try:
-        out.mkdir(parents=True, exist_ok=True)
         # Real bytes: a full disk accepts an empty file but not 64 KiB.
-        with tempfile.TemporaryFile(dir=out) as fh:
+        with tempfile.TemporaryFile(dir=probe) as fh:
             fh.write(b"\0" * 65536)
             fh.flush()
             os.fsync(fh.fileno())

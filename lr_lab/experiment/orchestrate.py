@@ -14,25 +14,24 @@ from pathlib import Path
 
 from lr_lab import interrupt
 from lr_lab.analysis.comparison import compare
-from lr_lab.analysis.results import RunResults, TrialResult, write_results
+from lr_lab.analysis.results import INIT_FILE, RunResults, TrialResult, seed_dir, write_results
 from lr_lab.config.csv_file import file_sha256
 from lr_lab.config.schema import FINDER_RUN, ExperimentConfig
 from lr_lab.errors import DataError, TrialError
 from lr_lab.executors import execute, plan, run_threads
 from lr_lab.experiment.initial_state import prepare_initial_state
 from lr_lab.experiment.plan import (
-    INIT_FILE,
-    Planned,
     check_plan,
     check_trials,
     fixed_trials,
     plan_pending,
     rule_names,
-    seed_dir,
-    specs,
+    searching,
 )
+from lr_lab.experiment.search import next_trials
+from lr_lab.experiment.trials import Planned, specs
 from lr_lab.finder.lr_find import clean_scratch, read_rules, run_finder
-from lr_lab.report.progress import describe_finder, trial_line
+from lr_lab.report.progress import describe_finder, describe_search, trial_line
 from lr_lab.training.initial_state import read_initial_state
 from lr_lab.training.problem import FitSettings, Problem
 
@@ -125,7 +124,7 @@ def run_experiment(
                 finder = run_finder(
                     problem, fit, cfg.finder, seed, folder / INIT_FILE, folder, threads
                 )
-            except Exception as err:
+            except (Exception, SystemExit) as err:
                 raise TrialError(f"seed{seed}/{FINDER_RUN}", err) from err
             read_rules(cfg.finder, finder)
             results.finders.append(finder)
@@ -134,6 +133,18 @@ def run_experiment(
             progress(f"  finder: {describe_finder(finder)}")
         if cfg.finder.verify:
             run(check_trials(cfg, finder, results))
+        if searching(cfg):
+            while True:
+                seed_trials = [t for t in results.trials if t.seed == seed]
+                step, record = next_trials(cfg, finder, seed_trials, cfg.metric_mode)
+                if not step:
+                    break
+                results.pending = plan_pending(cfg, results)  # this rung's trials, named
+                write_results(run_dir, results)
+                run(step)
+            results.searches = [r for r in results.searches if r.seed != seed] + [record]
+            write_results(run_dir, results)
+            progress(f"  search: {describe_search(record)}")
 
     results.comparison = compare(results, rule_names(cfg))
     results.wall_s += time.perf_counter() - start

@@ -7,13 +7,14 @@ names, and a record the plan does not contain (a hand-edited ``results.json``) i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 from lr_lab.analysis.results import INIT_FILE, FinderResult, RunResults, seed_dir
 from lr_lab.config.schema import CORRECTED, FINDER_RUN, ExperimentConfig
 from lr_lab.errors import ResultsError
-from lr_lab.training.problem import FitSettings, Problem, TrialSpec
+from lr_lab.experiment.search import SEARCH, next_trials, planned_keys
+from lr_lab.experiment.trials import Planned, lr_orders, trial_name
+
+__all__ = ["INIT_FILE", "seed_dir"]  # where a run's seeds keep their files (analysis.results)
 
 CHECKS = "finder checks"  # the pending entry for checks whose LRs the finder has not yet chosen
 
@@ -24,22 +25,6 @@ def rule_names(cfg: ExperimentConfig) -> list[str]:
         return []
     names = list(cfg.finder.rules)
     return names + [n + CORRECTED for n in names] if cfg.finder.curve == "both" else names
-
-
-@dataclass(frozen=True)
-class Planned:
-    """A trial of the plan: what identifies it, before it is given a problem to train."""
-
-    name: str
-    lr: float
-    seed: int
-    role: str  # "fixed" or "finder_check"
-    rules: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """``seed0/020_lr=0.01``: the trial's id within the run."""
-        return f"seed{self.seed}/{self.name}"
 
 
 def fixed_trials(cfg: ExperimentConfig, seed: int) -> list[Planned]:
@@ -61,29 +46,10 @@ def check_trials(cfg: ExperimentConfig, finder: FinderResult, results: RunResult
             by_lr.setdefault(lr, []).append(rule)
     _, orders = lr_orders(cfg.trials.lrs, list(by_lr))
     return [
-        Planned(trial_name(lr, order, tuple(rules)), lr, finder.seed, "finder_check", tuple(rules))
+        Planned(
+            trial_name(lr, order, "+".join(rules)), lr, finder.seed, "finder_check", tuple(rules)
+        )
         for (lr, rules), order in zip(by_lr.items(), orders)
-    ]
-
-
-def specs(
-    planned: list[Planned], problem: Problem, fit: FitSettings, run_dir: Path, threads: int
-) -> list[TrialSpec]:
-    """The planned trials as specs an executor runs."""
-    return [
-        TrialSpec(
-            p.name,
-            p.lr,
-            p.seed,
-            p.role,
-            str(seed_dir(run_dir, p.seed) / INIT_FILE),
-            str(seed_dir(run_dir, p.seed)),
-            problem,
-            fit,
-            p.rules,
-            threads,
-        )  # fmt: skip
-        for p in planned
     ]
 
 
@@ -96,6 +62,9 @@ def check_plan(cfg: ExperimentConfig, results: RunResults) -> None:
                 f"results.json: a finder of seed {finder.seed}, not in this run's seeds"
             )
         planned |= {s.key: s for s in check_trials(cfg, finder, results)}
+        if searching(cfg):
+            seed_trials = [t for t in results.trials if t.seed == finder.seed]
+            planned |= planned_keys(cfg, finder, seed_trials, cfg.metric_mode)
     keys = [t.key for t in results.trials]
     for trial in results.trials:
         spec = planned.get(trial.key)
@@ -106,7 +75,7 @@ def check_plan(cfg: ExperimentConfig, results: RunResults) -> None:
             )
         # A name can stay while its LR or role is edited: the table would then rank an LR
         # that never trained.
-        if (trial.lr, trial.role) != (spec.lr, spec.role):
+        if (trial.lr, trial.role, trial.stop_epochs) != (spec.lr, spec.role, spec.epochs):
             raise ResultsError(
                 f"results.json: trial {trial.key} is recorded as {trial.role} at lr {trial.lr!r}; "
                 f"its plan says {spec.role} at lr {spec.lr!r} (edited?); start a new run"
@@ -115,8 +84,13 @@ def check_plan(cfg: ExperimentConfig, results: RunResults) -> None:
             raise ResultsError(f"results.json: trial {trial.key} is recorded twice")
 
 
+def searching(cfg: ExperimentConfig) -> bool:
+    """Whether the run searches (the finder runs, and the search is on)."""
+    return cfg.finder.enabled and cfg.search.enabled
+
+
 def plan_pending(cfg: ExperimentConfig, results: RunResults) -> list[str]:
-    """What is left to do: trial keys, ``seedN/finder`` and ``seedN/finder checks``."""
+    """What is left to do: trial keys, ``seedN/finder``, ``seedN/finder checks``, ``seedN/search``."""
     done = {t.key for t in results.trials}
     finders = {f.seed: f for f in results.finders}
     pending = []
@@ -131,30 +105,15 @@ def plan_pending(cfg: ExperimentConfig, results: RunResults) -> list[str]:
         elif cfg.finder.verify:
             checks = check_trials(cfg, finders[seed], results)
             pending += [s.key for s in checks if s.key not in done]
+        if not searching(cfg):
+            continue
+        if seed not in finders:
+            pending.append(f"seed{seed}/{SEARCH}")
+            continue
+        seed_trials = [t for t in results.trials if t.seed == seed]
+        step, _ = next_trials(cfg, finders[seed], seed_trials, cfg.metric_mode)
+        if step:  # this step's trials, and perhaps more rungs after them
+            pending += [p.key for p in step if p.key not in done] + [f"seed{seed}/{SEARCH}"]
     return pending
 
 
-def trial_name(lr: float, order: int, rules: tuple[str, ...] = ()) -> str:
-    """A TensorBoard run name that sorts by learning rate: ``020_lr=0.01``, ``025_lr=0.012_valley``.
-
-    ``order`` (see :func:`lr_orders`) puts the runs in LR order in TensorBoard's run lists, which
-    sort names as text (``lr=1e-05`` would come after ``lr=1``); the LR follows, readable.
-    """
-    return f"{order:03d}_lr={lr:.3g}" + (f"_{'+'.join(rules)}" if rules else "")
-
-
-def lr_orders(grid: list[float], checks: list[float] = ()) -> tuple[list[int], list[int]]:
-    """Sort keys for run names, in LR order.
-
-    Grid LRs get 10, 20, 30... in LR order; each check LR gets the key of the grid LR just below
-    it plus 1, 2, ... in LR order (0 plus ... below the whole grid). A grid trial's key depends on the grid alone, so it never changes when the finder's checks
-    are added later (or on resume).
-    """
-    ranked = sorted(grid)
-    grid_keys = [10 * (ranked.index(lr) + 1) for lr in grid]
-    check_keys = []
-    for lr in checks:
-        base = 10 * sum(g < lr for g in ranked)
-        same_gap = sorted(c for c in checks if 10 * sum(g < c for g in ranked) == base)
-        check_keys.append(base + 1 + same_gap.index(lr))
-    return grid_keys, check_keys

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lr_lab.analysis.results import FinderResult, TrialResult
+from lr_lab.analysis.results import FinderResult, SearchResult, TrialResult
 
 
 def describe_finder(finder: FinderResult) -> str:
@@ -11,6 +11,18 @@ def describe_finder(finder: FinderResult) -> str:
         f"{rule} {lr:.3g}" if lr else f"{rule} -" for rule, lr in finder.rules.items()
     )
     return "; ".join([f"{len(finder.lr)} steps in {finder.wall_s:.2f} s, {rules}", *finder.flags()])
+
+
+def describe_search(search: SearchResult) -> str:
+    """One line: the bracket, each rung's survivors, the winner, the steps it cost."""
+    where = (f"around {search.anchor:.3g} (the trusted rules' median)" if search.anchor
+             else f"coarse bracket ({search.fallback})")  # fmt: skip
+    rungs = "; ".join(
+        f"{len(r.lrs)} LRs x {r.epochs} epochs -> {', '.join(f'{lr:.3g}' for lr in r.kept) or 'none'}"
+        for r in search.rungs
+    )
+    won = f"LR {search.lr:.3g}" if search.lr else f"no winner ({search.fallback})"
+    return f"{len(search.candidates)} candidates {where}; {rungs}; {won}, {search.steps} steps"
 
 
 def trial_line(result: TrialResult, index: int, total: int, how: str) -> str:

@@ -11,6 +11,7 @@ import math
 from lr_lab.analysis.comparison import Comparison, Row
 from lr_lab.analysis.recommendation import (
     RECOMMEND_AT,
+    SEARCH_STUDY_SIZE,
     STUDY_SIZE,
     TRUSTED_RULES,
     Recommendation,
@@ -78,7 +79,7 @@ def table_cells(results: RunResults) -> tuple[list[str], list[list[str]], list[s
             [
                 str(row.rank) if row.rank else "-",
                 lr_text(row.lr, row.lr_min, row.lr_max) if row.lrs else "-",
-                "grid" if row.source == "grid" else f"rule {row.label}",
+                row.source if row.source in ("grid", "search") else f"rule {row.label}",
                 loss_text(row, n_seeds),
                 row.vs_best_fixed or "-",
                 row.verdict or "-",
@@ -134,6 +135,27 @@ def _where(rec: Recommendation) -> str:
     return f"{where} ({rec.source})"
 
 
+def _search_sentence(results: RunResults, rec: Recommendation, metric: str) -> str:
+    """The search's answer: the LR, its verified metric, what it cost, how often it is right."""
+    races = results.searches
+    raced = sorted({len(s.candidates) for s in races})
+    epochs = sorted({r.epochs for s in races for r in s.rungs})
+    share = rec.search_steps / rec.grid_steps if rec.grid_steps else None
+    trust = (
+        f"; lr_lab's study found the search within 1.5x of the best grid LR on "
+        f"{100 * rec.study_hit_rate:.0f}% of {SEARCH_STUDY_SIZE} problem-seeds (README, \"The search\")"
+        if rec.study_hit_rate is not None
+        else ""
+    )
+    return (
+        f"Recommendation: LR {_where(rec)}, verified: trained to the full budget it reached "
+        f"{metric} {fmt(rec.loss)} (rank {rec.rank}). The search raced "
+        f"{'/'.join(map(str, raced))} LRs around the finder's trusted rules for "
+        f"{'/'.join(map(str, epochs))} epochs and kept the best; it cost {rec.search_steps:,} "
+        f"training steps" + (f", {100 * share:.0f}% of a 13-LR grid" if share else "") + trust + "."
+    )
+
+
 def answer(results: RunResults) -> str:
     """One paragraph: best fixed LR, the finder's suggestion, how it did, and what to use."""
     comp = results.comparison
@@ -142,8 +164,10 @@ def answer(results: RunResults) -> str:
     if comp.best_fixed:
         best = comp.best_fixed
         parts.append(f"Best fixed LR: {fmt(best.lr, 3)} ({metric} {fmt(best.loss)}).")
-    else:
+    elif any(r.source == "grid" for r in comp.rows):
         parts.append("No fixed-LR trial finished without diverging.")
+    else:
+        parts.append("No grid of fixed LRs (trials.lrs: []): the search's answer stands alone.")
     if comp.lightning is not None:
         parts.append(_lightning_sentence(results, comp.lightning, metric))
     others = {k: v for k, v in comp.rules.items() if k != "lightning" and v.rank is not None}
@@ -155,7 +179,9 @@ def answer(results: RunResults) -> str:
             f"rank {row.rank}."
         )
     rec, low = comp.recommendation, comp.lowest
-    if rec:
+    if rec and rec.source == "search":
+        parts.append(_search_sentence(results, rec, metric))
+    elif rec:
         parts.append(
             f"Recommendation: LR {_where(rec)}: of the rules this run read, lr_lab's study trusts "
             f"{rec.source.removeprefix('rule ')} most (within 1.5x of the best grid LR on "

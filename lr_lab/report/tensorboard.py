@@ -103,13 +103,22 @@ def _trial_rank(results: RunResults) -> dict[str, tuple[int | None, float | None
     return out
 
 
+def trial_source(trial: TrialResult) -> str:
+    """Where a trial's LR came from, as the table says it: grid, rule X, race rung N, search."""
+    if trial.role == "finder_check":
+        return "rule " + "+".join(trial.rules)
+    if trial.role == "race":
+        return f"race rung {trial.rung} ({trial.stop_epochs} epochs)"
+    return "search" if trial.role == "search" else "grid"
+
+
 def _hparams_events(results: RunResults, trial: TrialResult, experiment: str, rank: tuple):
     def fill(writer: EventFile) -> None:
         # What identifies a trial; what all trials share is in the summary's config text.
         params = {
             # Five, as the table shows by default; "from" as in the printed table.
             "lr": trial.lr,
-            "from": "rule " + "+".join(trial.rules) if trial.rules else "grid",
+            "from": trial_source(trial),
             "seed": str(trial.seed),  # a string: TensorBoard shows numbers as 0.0000
             "verdict": trial.verdict,
             "experiment": experiment,

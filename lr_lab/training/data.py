@@ -92,10 +92,16 @@ class TensorBatches:
         return math.ceil(math.ceil(len(self.x) / self.batch_size) / (self.steps_per_call or 1))
 
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        # A generator: the epoch's permutation is drawn at its first batch, not when iter() is
+        # called. Lightning calls iter() once to check that the loader is iterable; drawn then,
+        # every trial's first epoch would use the second permutation (and a plain-PyTorch replay
+        # would have to skip one).
         if not self.shuffle:
-            return zip(self.x.split(self.batch_size), self.y.split(self.batch_size))
+            yield from zip(self.x.split(self.batch_size), self.y.split(self.batch_size))
+            return
         order = torch.randperm(len(self.x), generator=self._generator).to(self.x.device)
-        return ((self.x[idx], self.y[idx]) for idx in order.split(self.batch_size))
+        for idx in order.split(self.batch_size):
+            yield self.x[idx], self.y[idx]
 
     def __iter__(self) -> Iterator[Any]:
         batches = self._batches()

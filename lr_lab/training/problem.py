@@ -174,6 +174,9 @@ class TrialSpec:
         fit: How it trains.
         rules: The finder rules that suggested this LR (finder checks only).
         threads: Torch intra-op threads to train on (the run's, see ``trainer.plan_threads``).
+        stop_epochs: Stop after this many epochs, the schedule kept the full budget's (a race
+            trial: the first epochs of the full trial at its LR); None: the full budget.
+        rung: A race trial's rung.
     """
 
     name: str
@@ -186,6 +189,8 @@ class TrialSpec:
     fit: FitSettings
     rules: tuple[str, ...] = ()
     threads: int = 1
+    stop_epochs: int | None = None
+    rung: int | None = None
 
     @property
     def key(self) -> str:

@@ -89,6 +89,22 @@ def _run_user_trial(spec: TrialSpec) -> TrialResult:
     return result
 
 
+class StopAfterEpochs(L.Callback):
+    """Stops a fit after ``epochs`` epochs.
+
+    The Trainer's ``max_epochs`` (and so a schedule's length) stays the full budget's: a race
+    trial is exactly the first epochs of the full trial at its LR.
+    """
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Stop once the budget's epochs are done."""
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
 def fit_and_collect(
     specs: list[TrialSpec],
     module: L.LightningModule,
@@ -112,11 +128,12 @@ def fit_and_collect(
     """
     fit = specs[0].fit
     label = specs[0].name if len(specs) == 1 else f"{len(specs)} trials, batched"
+    stop = [StopAfterEpochs(specs[0].stop_epochs)] if specs[0].stop_epochs else []
     trainer = make_trainer(
         fit.trainer,
         root_dir=Path(specs[0].log_dir),
         # Every callback costs on every hook of every step: the progress line only on a terminal.
-        callbacks=[*(checks or []), recorder]
+        callbacks=[*(checks or []), recorder, *stop]
         + ([EpochProgress(label)] if sys.stderr is not None and sys.stderr.isatty() else []),
         max_epochs=fit.max_epochs,
         max_steps=fit.max_steps,
@@ -139,6 +156,8 @@ def fit_and_collect(
             lr=spec.lr,
             seed=spec.seed,
             rules=list(spec.rules),
+            rung=spec.rung,
+            stop_epochs=spec.stop_epochs,
             init_sha256=init_sha,
             steps=steps[k],
             global_step=trainer.global_step,

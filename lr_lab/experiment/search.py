@@ -1,0 +1,124 @@
+"""The search in a run: per seed, finder -> candidates -> the race's rungs -> the winner.
+
+All of them are ordinary trials (each its own TensorBoard run and record, resumable).
+
+A pure replay of the records decides what comes next (:func:`next_trials`): the candidates from
+the finder's trusted rules, each rung's trials, their scores, who goes on, the winner and its
+full-budget trial (a grid or check trial at the same LR is read instead of training it again).
+So a resumed run continues the race where it stopped, and a record the replay does not reach (a
+hand-edited score that would have promoted another LR) is refused by the plan.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lr_lab.analysis.measure import Measure
+from lr_lab.analysis.results import FinderResult, RungResult, SearchResult, TrialResult
+from lr_lab.config.schema import CORRECTED, ExperimentConfig
+from lr_lab.experiment.trials import Planned, lr_orders, trial_name
+from lr_lab.finder.rules import apply_rules
+from lr_lab.search.candidates import candidates
+from lr_lab.search.race import promote, rung_epochs, smoothed, survivors, winner
+
+TRUSTED = ("valley", "minimum_div10")  # the rules the study trusts (README, "Which rule to trust")
+SEARCH = "search"  # a seed's pending entry while its race is not planned to the end
+
+
+def suggestions(finder: FinderResult) -> dict[str, float | None]:
+    """The trusted rules on both finder curves (Lightning's and the bias-corrected one)."""
+    out: dict[str, float | None] = {}
+    for suffix, curve in (("", finder.loss), (CORRECTED, finder.corrected_loss)):
+        read = apply_rules(TRUSTED, finder.lr, curve, None)
+        out |= {f"{rule}{suffix}": s.lr for rule, s in read.items()}
+    return out
+
+
+def _history(trial: TrialResult) -> list[float]:
+    return list(trial.val_loss if trial.val_loss else trial.train_loss)
+
+
+def score(trial: TrialResult, how: str, mode: str) -> float | None:
+    """A race trial's smoothed metric (None: diverged or no epoch), in the metric's units.
+
+    Without validation the training loss stands in: lower is better then.
+    """
+    if trial.diverged:
+        return None
+    measure = Measure(mode if trial.val_loss else "min")
+    keyed = smoothed([measure.key(v) for v in _history(trial)], how)
+    return None if keyed is None else measure.key(keyed)  # key is its own inverse
+
+
+def next_trials(
+    cfg: ExperimentConfig, finder: FinderResult, trials: list[TrialResult], mode: str
+) -> tuple[list[Planned], SearchResult]:
+    """The search's next step on the finder's seed, and its record so far.
+
+    The step is all of a rung's trials, or the winner's full trial, or [] when the search is done.
+
+    Args:
+        cfg: The run's config (``search``, ``trials.max_epochs``, the grid for names).
+        finder: The seed's finder.
+        trials: The seed's finished trials.
+        mode: The metric's direction (``min``/``max``).
+    """
+    s, seed = cfg.search, finder.seed
+    rules = suggestions(finder)
+    found = candidates(rules, s.below, s.above, s.spacing, (finder.lr[0], finder.lr[-1])
+                       if finder.lr else None)  # fmt: skip
+    record = SearchResult(seed, rules, found.anchor, found.fallback, list(found.lrs),
+                          finder_steps=len(finder.lr))  # fmt: skip
+    done = {t.key: t for t in trials}
+    alive = list(found.lrs)
+    epochs_of = rung_epochs(s.first_epochs, s.eta, s.rungs, cfg.trials.max_epochs)
+    for r, epochs in enumerate(epochs_of):
+        _, orders = lr_orders(cfg.trials.lrs, alive)
+        planned = [Planned(trial_name(lr, o, f"race{r}"), lr, seed, "race", rung=r, epochs=epochs)
+                   for lr, o in zip(alive, orders)]  # fmt: skip
+        if any(p.key not in done for p in planned):
+            return planned, record
+        ran = [done[p.key] for p in planned]
+        record.race_steps += sum(t.steps for t in ran)
+        scores = [score(t, s.smoothing, mode) for t in ran]
+        key = Measure(mode if any(t.val_loss for t in ran) else "min").key
+        if r < len(epochs_of) - 1:
+            keep = promote(scores, survivors(len(alive), s.eta), key)
+        else:
+            keep = [] if (w := winner(scores, key)) is None else [w]
+        record.rungs.append(RungResult(epochs, list(alive), scores, [alive[i] for i in keep]))
+        alive = [alive[i] for i in keep]
+        if not alive:
+            record.fallback = record.fallback or f"every candidate diverged in rung {r}"
+            return [], record
+    record.lr = alive[0]
+    full = [t for t in trials if t.stop_epochs is None and math.isclose(t.lr, record.lr)]
+    if full:  # a grid or check trial at that LR: it is the winner's full training
+        record.trial = sorted(full, key=lambda t: t.role != "fixed")[0].key
+        return [], record
+    _, (order,) = lr_orders(cfg.trials.lrs, [record.lr])
+    final = Planned(trial_name(record.lr, order, SEARCH), record.lr, seed, SEARCH)
+    if final.key in done:
+        record.trial = final.key
+        return [], record
+    return [final], record
+
+
+def planned_keys(
+    cfg: ExperimentConfig, finder: FinderResult, trials: list[TrialResult], mode: str
+) -> dict[str, Planned]:
+    """Every search trial the records reach, by key (what the plan accepts of a seed)."""
+    reached: dict[str, Planned] = {}
+    done = [t for t in trials if t.role not in ("race", SEARCH)]
+    rest = {t.key: t for t in trials if t.role in ("race", SEARCH)}
+    for _ in range(64):  # a race has a few rungs; the bound keeps a damaged record finite
+        step, _ = next_trials(cfg, finder, done, mode)
+        new = [p for p in step if p.key not in reached]
+        if not new:
+            break
+        reached |= {p.key: p for p in step}
+        found = [rest[p.key] for p in new if p.key in rest]
+        if len(found) < len(new):
+            break
+        done += found
+    return reached
