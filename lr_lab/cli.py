@@ -153,7 +153,7 @@ def _print_answer(console: Console, run_dir: Path, results, pngs: list[Path]) ->
     console.line()
     console.line(format_table(results))
     if results.searches:
-        console.line("The race (README, \"The search\"):")
+        console.line('The race (README, "The search"):')
         for search in results.searches:
             console.line(f"  seed {search.seed}: {describe_search(search)}")
     console.line()

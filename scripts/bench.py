@@ -37,7 +37,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
-from lr_lab.analysis.results import INIT_FILE, seed_dir  # noqa: E402
+from lr_lab.analysis.records import INIT_FILE, seed_dir  # noqa: E402
 from lr_lab.config.parse import load  # noqa: E402
 from lr_lab.experiment.initial_state import prepare_initial_state  # noqa: E402
 from lr_lab.experiment.plan import fixed_trials  # noqa: E402

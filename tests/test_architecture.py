@@ -11,6 +11,7 @@ LAYERS = [
     {"errors", "interrupt", "atomic", "console", "version"},
     {"config"},
     {"analysis"},
+    {"search"},
     {"training"},
     {"finder"},
     {"executors"},

@@ -122,7 +122,9 @@ def test_bundled_configs_by_name_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_config("sweep").name == "sweep.yaml"
     assert parse_argv(["--config", "sweep"]).config.seeds == [0, 1, 2]
-    with pytest.raises(Exception, match="bundled configs in .*adam, default, digits, study, sweep"):
+    with pytest.raises(
+        Exception, match="bundled configs in .*adam, default, digits, forecasting, study, sweep"
+    ):
         resolve_config("nope")
 
 

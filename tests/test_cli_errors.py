@@ -84,7 +84,7 @@ CASES = {
         ["--finder.max_lr", "1e308"],
         "finder.max_lr = 1e+308: learning rates must be finite and in float32's range",
     ),
-    "no lrs": (["--trials.lrs", "[]"], "trials.lrs = []"),
+    "no lrs": (["--trials.lrs", "[]", "--search.enabled", "false"], "trials.lrs = []"),
     "duplicate lrs": (["--trials.lrs", "[0.1, 0.1]"], "duplicate learning rates [0.1]"),
     "lrs naming one trial": (
         ["--trials.lrs", "[0.01, 0.0100001]"],

@@ -3,7 +3,8 @@ from dataclasses import asdict
 import pytest
 
 from lr_lab.analysis.comparison import compare
-from lr_lab.analysis.results import FinderResult, RunResults, TrialResult
+from lr_lab.analysis.records import FinderResult, TrialResult
+from lr_lab.analysis.results import RunResults
 
 
 def trial(name, lr, losses, role="fixed", seed=0, diverged=False, rules=()):
@@ -37,7 +38,8 @@ def test_ranking_rules_and_recommendation():
     assert comp.lightning.ratio_to_best_fixed == pytest.approx(0.98 / 0.2)
     assert rules["minimum_div10"].lr is None and "flat" in rules["minimum_div10"].note
     lowest = {"lr": 0.03, "lr_min": 0.03, "lr_max": 0.03, "loss": 0.1,
-              "source": "rule valley+steep_log", "rank": 1, "study_hit_rate": None}  # fmt: skip
+              "source": "rule valley+steep_log", "rank": 1, "study_hit_rate": None,
+              "search_steps": None, "grid_steps": None}  # fmt: skip
     assert asdict(comp.lowest) == lowest
     # The recommendation follows the study's trust: valley before steep_log and lightning.
     assert comp.recommendation.source == "rule valley" and comp.recommendation.study_hit_rate > 0

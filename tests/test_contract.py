@@ -89,7 +89,8 @@ def test_a_record_with_a_non_finite_loss_is_trained_again_on_resume(tmp_path):
 
 
 def test_no_rule_the_study_trusts_means_no_recommendation(tmp_path):
-    args = [*USER_ARGS, "--finder.rules", "[lightning, steep_log]", "--out", str(tmp_path)]
+    args = [*USER_ARGS, "--finder.rules", "[lightning, steep_log]", "--search.enabled", "false",
+            "--out", str(tmp_path)]  # fmt: skip
     code, printed, err = run_cli(args)
     assert code == 0, err
     results = json.loads((only_run_dir(tmp_path) / "results.json").read_text())

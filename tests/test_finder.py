@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lr_lab.analysis.results import INIT_FILE, seed_dir
+from lr_lab.analysis.records import INIT_FILE, seed_dir
 from lr_lab.experiment.orchestrate import prepare_initial_state
 from lr_lab.finder.lr_find import corrected_curve, lightning_curve, run_finder
 from lr_lab.training.problem import Problem

@@ -51,7 +51,7 @@ def test_a_second_ctrl_c_stops_an_endless_training_step_and_keeps_what_finished(
     assert proc.returncode == 130 and "Traceback" not in err, err
     res = status(tmp_path)
     assert res["status"] == "interrupted" and len(res["trials"]) == 1
-    assert "seed0/020_lr=0.05" in res["pending"]
+    assert "seed0/0870_lr=0.05" in res["pending"]
 
 
 def test_a_killed_lab_takes_its_worker_processes_with_it(tmp_path):

@@ -203,8 +203,8 @@ def test_interrupted_batched_trials_resume(tmp_path, monkeypatch, straight_run):
     assert (
         partial["status"] == "interrupted"
         and partial["trials"] == []
-        and partial["pending"][-2:] == ["seed0/finder", "seed0/finder checks"]
-        and len(partial["pending"]) == 8
+        and partial["pending"][-3:] == ["seed0/finder", "seed0/finder checks", "seed0/search"]
+        and len(partial["pending"]) == 9
     )
     monkeypatch.setattr(StackedTrialModule, "_train_step", original)
     code, _ = run_cli(["--resume", str(run_dir)])
@@ -382,7 +382,7 @@ def test_atomic_writes_name_the_real_file(tmp_path):
         atomic_write(tmp_path / "once", "y", exclusive=True)
     assert caught.value.filename == str(tmp_path / "once")
     # The report's event files are written inside each trial's run: seedN/<trial>/.
-    stale = tmp_path / "seed0/020_lr=0.05/.events.abc.lr_lab-tmp"
+    stale = tmp_path / "seed0/0870_lr=0.05/.events.abc.lr_lab-tmp"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"")
     assert clean_temp(tmp_path) == [stale] and not stale.exists()

@@ -214,7 +214,7 @@ DAMAGED = {
     "empty": lambda text: "",
     "a list": lambda text: "[]",
     "null": lambda text: "null",
-    "missing name": lambda text: text.replace('"name": "020_lr=0.05"', '"nome": "x"', 1),
+    "missing name": lambda text: text.replace('"name": "0870_lr=0.05"', '"nome": "x"', 1),
     "unknown key": lambda text: text.replace('"status":', '"colour": 1, "status":', 1),
     "lr not a number": lambda text: text.replace('"lr": 0.05', '"lr": "abc"', 1),
 }
@@ -241,12 +241,12 @@ def test_results_json_with_a_byte_order_mark_is_read(copy):
 def test_a_hand_appended_trial_is_refused(copy):
     path = copy / "results.json"
     results = json.loads(path.read_text())
-    fake = {**results["trials"][0], "name": "025_lr=0.3", "lr": 0.3, "final_val_loss": 1e-9}
+    fake = {**results["trials"][0], "name": "0948_lr=0.3", "lr": 0.3, "final_val_loss": 1e-9}
     results["trials"].append(fake)
     path.write_text(json.dumps(results))
     code, _, err = run_cli(["--resume", str(copy)])
     assert code == 2
-    one_error_line(err, "trial seed0/025_lr=0.3 (lr 0.3) is not in this run's plan")
+    one_error_line(err, "trial seed0/0948_lr=0.3 (lr 0.3) is not in this run's plan")
 
 
 @pytest.mark.parametrize("field, value", [("lr", 0.02), ("role", "finder_check")])
@@ -398,10 +398,10 @@ def test_ctrl_c_during_the_finder_lists_the_finder_and_its_checks(tmp_path, monk
 
     monkeypatch.setattr(lr_lab.finder.lr_find._RawLoss, "__call__", stop_at_step_5)
     code, _, err = run_cli([*FAST, "--out", str(tmp_path)])
-    assert code == 130 and "left: seed0/finder, seed0/finder checks" in err
+    assert code == 130 and "left: seed0/finder, seed0/finder checks, seed0/search" in err
     run_dir = only_run_dir(tmp_path)
     partial = json.loads((run_dir / "results.json").read_text())
-    assert partial["pending"] == ["seed0/finder", "seed0/finder checks"]
+    assert partial["pending"] == ["seed0/finder", "seed0/finder checks", "seed0/search"]
     assert not list(run_dir.rglob(".lr_find*"))
     monkeypatch.undo()
     code, _, err = run_cli(["--resume", str(run_dir)])

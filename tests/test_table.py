@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lr_lab.analysis.comparison import compare
-from lr_lab.analysis.results import FinderResult, RunResults, TrialResult
+from lr_lab.analysis.records import FinderResult, TrialResult
+from lr_lab.analysis.results import RunResults
 from lr_lab.report.table import answer, format_table, lr_text
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lr_lab.analysis.results import INIT_FILE, seed_dir
+from lr_lab.analysis.records import INIT_FILE, seed_dir
 from lr_lab.training.model import SimpleRegressionNet
 from lr_lab.training.problem import Experiment
 from lr_lab.training.runner import run_trial

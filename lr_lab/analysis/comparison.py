@@ -18,7 +18,8 @@ from typing import Any
 
 from lr_lab.analysis.measure import Measure
 from lr_lab.analysis.recommendation import Recommendation, recommend
-from lr_lab.analysis.results import RunResults, TrialResult
+from lr_lab.analysis.records import TrialResult
+from lr_lab.analysis.results import RunResults
 
 
 @dataclass

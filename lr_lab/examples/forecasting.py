@@ -127,12 +127,13 @@ def nbeats(
 ) -> NBeats:
     """A small interpretable N-BEATS (trend and seasonality stacks) for :class:`ForecastingData`.
 
-    The learning rate is ``hparams.learning_rate``, where Lightning's finder and the lab set it.
-    Adam (pytorch-forecasting's default) trains at it; the default scheduler,
-    ``ReduceLROnPlateau``, is kept, with a patience of 1000 epochs: it never lowers the LR within
-    a trial, so every trial trains at its own LR (the lab's contract), and Lightning's finder
-    replaces it during its search anyway. ``reduce_on_plateau_patience=None`` would not do: the
-    model then returns an empty scheduler dict, which Lightning refuses.
+    The learning rate is ``hparams.learning_rate``, where Lightning's finder and the lab find and
+    set it; one Adam optimizer trains at it (named explicitly: older pytorch-forecasting releases
+    defaulted to Ranger). The model's scheduler, ``ReduceLROnPlateau`` on ``val_loss``, is kept
+    with a patience (and cooldown) of 1000 epochs: it never lowers the LR within a trial, so each
+    trial trains at its own LR, as the lab's contract asks, and Lightning's finder swaps it for
+    its own during the search anyway. ``reduce_on_plateau_patience=None`` would not do: the model
+    then returns an empty scheduler dict, which Lightning refuses (``MisconfigurationException``).
 
     Args:
         learning_rate: Adam's learning rate.

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lr_lab import interrupt
-from lr_lab.analysis.results import TrialResult
+from lr_lab.analysis.records import TrialResult
 from lr_lab.config.schema import RayConfig, TrialsConfig
 from lr_lab.errors import TrialError
 from lr_lab.training.batched import run_batched, should_batch

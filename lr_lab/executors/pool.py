@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from lr_lab import interrupt
-from lr_lab.analysis.results import TrialResult
+from lr_lab.analysis.records import TrialResult
 from lr_lab.errors import TrialError, WorkerDied
 from lr_lab.training.problem import TrialSpec
 

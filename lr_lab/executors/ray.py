@@ -46,11 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from lr_lab import interrupt
-from lr_lab.analysis.results import TrialResult
+from lr_lab.analysis.records import TrialResult
 from lr_lab.atomic import atomic_write
 from lr_lab.config.schema import RayConfig
 from lr_lab.errors import LabError, TrialError, WorkerDied
 from lr_lab.training.problem import TrialSpec
+from lr_lab.training.trainer import usable_cores
 
 QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}  # read by Ray when it starts
 _TOKEN: str | None = None
@@ -444,7 +445,9 @@ def run_ray(
             actors: list = []
             try:
                 if started:
-                    extra = {"_temp_dir": folder} if folder else {}
+                    # A private Ray gets the cores this process may use (taskset, a container's
+                    # share), as the processes executor does; Ray itself counts all of them.
+                    extra = {"_temp_dir": folder, "num_cpus": usable_cores()} if folder else {}
                     ray.init(address=cfg.address, include_dashboard=False,
                              configure_logging=False, log_to_driver=False, **extra)  # fmt: skip
                 _check_resources(ray, cfg, local)

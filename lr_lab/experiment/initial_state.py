@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lightning as L
 
-from lr_lab.analysis.results import INIT_FILE
+from lr_lab.analysis.records import INIT_FILE
 from lr_lab.atomic import atomic_write
 from lr_lab.errors import InitStateError
 from lr_lab.training.initial_state import (

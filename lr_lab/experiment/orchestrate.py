@@ -14,7 +14,8 @@ from pathlib import Path
 
 from lr_lab import interrupt
 from lr_lab.analysis.comparison import compare
-from lr_lab.analysis.results import INIT_FILE, RunResults, TrialResult, seed_dir, write_results
+from lr_lab.analysis.records import INIT_FILE, TrialResult, seed_dir
+from lr_lab.analysis.results import RunResults, write_results
 from lr_lab.config.csv_file import file_sha256
 from lr_lab.config.schema import FINDER_RUN, ExperimentConfig
 from lr_lab.errors import DataError, TrialError

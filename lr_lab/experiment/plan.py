@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 
-from lr_lab.analysis.results import INIT_FILE, FinderResult, RunResults, seed_dir
+from lr_lab.analysis.records import INIT_FILE, FinderResult, seed_dir
+from lr_lab.analysis.results import RunResults
 from lr_lab.config.schema import CORRECTED, FINDER_RUN, ExperimentConfig
 from lr_lab.errors import ResultsError
 from lr_lab.experiment.search import SEARCH, next_trials, planned_keys
-from lr_lab.experiment.trials import Planned, lr_orders, trial_name
+from lr_lab.experiment.trials import Planned, trial_name
 
 __all__ = ["INIT_FILE", "seed_dir"]  # where a run's seeds keep their files (analysis.results)
 
@@ -29,8 +30,7 @@ def rule_names(cfg: ExperimentConfig) -> list[str]:
 
 def fixed_trials(cfg: ExperimentConfig, seed: int) -> list[Planned]:
     """The grid trials of one seed."""
-    orders, _ = lr_orders(cfg.trials.lrs)
-    return [Planned(trial_name(lr, o), lr, seed, "fixed") for lr, o in zip(cfg.trials.lrs, orders)]
+    return [Planned(trial_name(lr), lr, seed, "fixed") for lr in cfg.trials.lrs]
 
 
 def check_trials(cfg: ExperimentConfig, finder: FinderResult, results: RunResults) -> list[Planned]:
@@ -44,12 +44,9 @@ def check_trials(cfg: ExperimentConfig, finder: FinderResult, results: RunResult
     for rule, lr in finder.rules.items():
         if lr is not None and not any(math.isclose(lr, t) for t in taken):
             by_lr.setdefault(lr, []).append(rule)
-    _, orders = lr_orders(cfg.trials.lrs, list(by_lr))
     return [
-        Planned(
-            trial_name(lr, order, "+".join(rules)), lr, finder.seed, "finder_check", tuple(rules)
-        )
-        for (lr, rules), order in zip(by_lr.items(), orders)
+        Planned(trial_name(lr, "+".join(rules)), lr, finder.seed, "finder_check", tuple(rules))
+        for lr, rules in by_lr.items()
     ]
 
 
@@ -115,5 +112,3 @@ def plan_pending(cfg: ExperimentConfig, results: RunResults) -> list[str]:
         if step:  # this step's trials, and perhaps more rungs after them
             pending += [p.key for p in step if p.key not in done] + [f"seed{seed}/{SEARCH}"]
     return pending
-
-

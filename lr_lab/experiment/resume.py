@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lr_lab.analysis.comparison import compare
-from lr_lab.analysis.results import INIT_FILE, RunResults, TrialResult, seed_dir
+from lr_lab.analysis.records import INIT_FILE, TrialResult, seed_dir
+from lr_lab.analysis.results import RunResults
 from lr_lab.config.files import flat_keys
 from lr_lab.config.schema import ExperimentConfig
 from lr_lab.errors import InitStateError, UsageError

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 
 from lr_lab.analysis.measure import Measure
-from lr_lab.analysis.results import FinderResult, RungResult, SearchResult, TrialResult
+from lr_lab.analysis.records import FinderResult, RungResult, SearchResult, TrialResult
 from lr_lab.config.schema import CORRECTED, ExperimentConfig
-from lr_lab.experiment.trials import Planned, lr_orders, trial_name
+from lr_lab.experiment.trials import Planned, trial_name
 from lr_lab.finder.rules import apply_rules
 from lr_lab.search.candidates import candidates
 from lr_lab.search.race import promote, rung_epochs, smoothed, survivors, winner
@@ -73,9 +73,8 @@ def next_trials(
     alive = list(found.lrs)
     epochs_of = rung_epochs(s.first_epochs, s.eta, s.rungs, cfg.trials.max_epochs)
     for r, epochs in enumerate(epochs_of):
-        _, orders = lr_orders(cfg.trials.lrs, alive)
-        planned = [Planned(trial_name(lr, o, f"race{r}"), lr, seed, "race", rung=r, epochs=epochs)
-                   for lr, o in zip(alive, orders)]  # fmt: skip
+        planned = [Planned(trial_name(lr, f"race{r}"), lr, seed, "race", rung=r, epochs=epochs)
+                   for lr in alive]  # fmt: skip
         if any(p.key not in done for p in planned):
             return planned, record
         ran = [done[p.key] for p in planned]
@@ -96,8 +95,7 @@ def next_trials(
     if full:  # a grid or check trial at that LR: it is the winner's full training
         record.trial = sorted(full, key=lambda t: t.role != "fixed")[0].key
         return [], record
-    _, (order,) = lr_orders(cfg.trials.lrs, [record.lr])
-    final = Planned(trial_name(record.lr, order, SEARCH), record.lr, seed, SEARCH)
+    final = Planned(trial_name(record.lr, SEARCH), record.lr, seed, SEARCH)
     if final.key in done:
         record.trial = final.key
         return [], record

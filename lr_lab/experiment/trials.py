@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from lr_lab.analysis.results import INIT_FILE, seed_dir
+from lr_lab.analysis.records import INIT_FILE, seed_dir
 from lr_lab.training.problem import FitSettings, Problem, TrialSpec
 
 
@@ -50,29 +51,13 @@ def specs(
     ]
 
 
-def trial_name(lr: float, order: int, tag: str = "") -> str:
-    """A TensorBoard run name that sorts by learning rate: ``020_lr=0.01``, ``021_lr=0.012_valley``.
+def trial_name(lr: float, tag: str = "") -> str:
+    """A TensorBoard run name that sorts by learning rate: ``0800_lr=0.01``, ``0814_lr=0.0138_valley``.
 
-    A race trial's tag is its rung (``022_lr=0.0178_race0``).
-
-    ``order`` (see :func:`lr_orders`) puts the runs in LR order in TensorBoard's run lists, which
-    sort names as text (``lr=1e-05`` would come after ``lr=1``); the LR follows, readable.
+    TensorBoard lists runs by name, as text (``lr=1e-05`` would come after ``lr=1``), so the
+    name starts with the LR's place on a log scale, ``100 x (log10(lr) + 10)``: every trial of
+    a run, grid, rule, race or search, in LR order, and a trial's name depends on its LR alone
+    (never on which other trials a run has). A tag says what it is (``race0``: a race's rung).
     """
-    return f"{order:03d}_lr={lr:.3g}" + (f"_{tag}" if tag else "")
-
-
-def lr_orders(grid: list[float], checks: list[float] = ()) -> tuple[list[int], list[int]]:
-    """Sort keys for run names, in LR order.
-
-    Grid LRs get 10, 20, 30... in LR order; each check LR gets the key of the grid LR just below
-    it plus 1, 2, ... in LR order (0 plus ... below the whole grid). A grid trial's key depends on the grid alone, so it never changes when the finder's checks
-    are added later (or on resume).
-    """
-    ranked = sorted(grid)
-    grid_keys = [10 * (ranked.index(lr) + 1) for lr in grid]
-    check_keys = []
-    for lr in checks:
-        base = 10 * sum(g < lr for g in ranked)
-        same_gap = sorted(c for c in checks if 10 * sum(g < c for g in ranked) == base)
-        check_keys.append(base + 1 + same_gap.index(lr))
-    return grid_keys, check_keys
+    order = min(9999, max(0, round(100 * (math.log10(lr) + 10))))
+    return f"{order:04d}_lr={lr:.3g}" + (f"_{tag}" if tag else "")

@@ -28,7 +28,7 @@ from lightning.pytorch.tuner import Tuner
 from torch import Tensor
 
 from lr_lab import interrupt
-from lr_lab.analysis.results import FinderResult
+from lr_lab.analysis.records import FinderResult
 from lr_lab.config.schema import CORRECTED, FinderConfig
 from lr_lab.finder.rules import apply_rules
 from lr_lab.training.initial_state import load_initial_state, weights_sha256

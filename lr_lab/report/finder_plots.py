@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from lr_lab.analysis.comparison import Row
-from lr_lab.analysis.results import FinderResult, RunResults, TrialResult
+from lr_lab.analysis.records import FinderResult, TrialResult
+from lr_lab.analysis.results import RunResults
 from lr_lab.report.plots import (
     RULE_COLORS,
     RULE_STYLES,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lr_lab.analysis.results import FinderResult, SearchResult, TrialResult
+from lr_lab.analysis.records import FinderResult, SearchResult, TrialResult
 
 
 def describe_finder(finder: FinderResult) -> str:

@@ -143,7 +143,7 @@ def _search_sentence(results: RunResults, rec: Recommendation, metric: str) -> s
     share = rec.search_steps / rec.grid_steps if rec.grid_steps else None
     trust = (
         f"; lr_lab's study found the search within 1.5x of the best grid LR on "
-        f"{100 * rec.study_hit_rate:.0f}% of {SEARCH_STUDY_SIZE} problem-seeds (README, \"The search\")"
+        f'{100 * rec.study_hit_rate:.0f}% of {SEARCH_STUDY_SIZE} problem-seeds (README, "The search")'
         if rec.study_hit_rate is not None
         else ""
     )

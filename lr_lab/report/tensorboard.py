@@ -19,7 +19,8 @@ from pathlib import Path
 
 from torch.utils.tensorboard.summary import hparams
 
-from lr_lab.analysis.results import FinderResult, RunResults, TrialResult, seed_dir
+from lr_lab.analysis.records import FinderResult, TrialResult, seed_dir
+from lr_lab.analysis.results import RunResults
 from lr_lab.atomic import atomic_file
 from lr_lab.config.schema import FINDER_RUN
 from lr_lab.report.table import answer, fmt, markdown_tables

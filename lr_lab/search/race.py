@@ -61,7 +61,9 @@ def survivors(n: int, eta: int) -> int:
     return max(1, math.ceil(n / max(2, eta)))
 
 
-def promote(scores: Sequence[float | None], n_keep: int, key: Callable[[float], float]) -> list[int]:
+def promote(
+    scores: Sequence[float | None], n_keep: int, key: Callable[[float], float]
+) -> list[int]:
     """Indices of the ``n_keep`` best scores (``key``: lower is better); None never goes on.
 
     Ties keep the smaller LR's index (the candidates come in increasing LR): the safer one.

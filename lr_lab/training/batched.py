@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from lr_lab.analysis.results import TrialResult
+from lr_lab.analysis.records import TrialResult
 from lr_lab.config.memory import mlp_parameters
 from lr_lab.training.chunked import STEPS_PER_CALL, ChunkedTraining
 from lr_lab.training.initial_state import load_initial_state

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import lightning as L
 
-from lr_lab.analysis.results import TrialResult
+from lr_lab.analysis.records import TrialResult
 from lr_lab.errors import ContractError
 from lr_lab.training.chunked import STEPS_PER_CALL, TrialModule
 from lr_lab.training.contract import ContractCheck, contract_error

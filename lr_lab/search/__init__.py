@@ -1,0 +1,1 @@
+"""The search's pure parts: the race's candidates, its rungs, its smoothing (numbers in, out)."""
