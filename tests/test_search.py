@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from lr_lab.analysis.records import TrialResult
-from lr_lab.search.candidates import bracket, candidates, geometric_median, grid_lr, grid_point
-from lr_lab.search.race import promote, rung_epochs, smoothed, survivors, winner
+from lr_lab.search.candidates import bracket, candidates, geometric_mean, grid_lr, grid_point
+from lr_lab.search.race import promote, run_race, smoothed, survivors, undecided
 from tests.conftest import TINY_ARGS, only_run_dir
 from tests.test_run_folder import run_cli
 
@@ -23,9 +23,9 @@ def test_the_grid_is_fixed_quarter_decades_that_read_well():
     assert grid_point(0.013, 0.25) == -8 and grid_point(0.015, 0.25) == -7  # nearest in log
 
 
-def test_the_anchor_is_the_geometric_median_so_one_rule_that_misses_does_not_drag_it():
-    assert geometric_median([0.01, 0.012, 1e-5]) == pytest.approx(0.01)
-    assert geometric_median([0.01, 0.1]) == pytest.approx(0.01)  # the lower middle
+def test_the_anchor_is_the_geometric_mean_of_the_rules():
+    assert geometric_mean([0.01, 0.1]) == pytest.approx(0.0316, rel=1e-3)
+    assert geometric_mean([0.01, 0.01, 0.01, 1e-5]) == pytest.approx(10**-2.75)
 
 
 def test_the_bracket_spans_below_and_above_the_anchor():
@@ -39,8 +39,10 @@ def test_candidates_come_from_the_rules_or_from_the_fallback_never_from_nothing(
     assert found.lrs == [0.00316, 0.00562, 0.01, 0.0178, 0.0316] and not found.fallback
     coarse = candidates({"valley": None}, 0.5, 1.0, 0.25, finder_range=(1e-6, 1.0))
     assert coarse.anchor is None and "no trusted rule" in coarse.fallback
-    assert coarse.lrs == [1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0]
-    assert candidates({}, 0.5, 1.0, 0.25).lrs == [1e-4, 1e-3, 0.01, 0.1, 1.0]
+    half = [1e-4, 0.000316, 1e-3, 0.00316, 0.01, 0.0316, 0.1, 0.316, 1.0]  # half decades
+    assert coarse.lrs == half and candidates({}, 0.5, 1.0, 0.25).lrs == half
+    # Within the finder's range, where it overlaps
+    assert candidates({}, 0.5, 1.0, 0.25, finder_range=(1e-8, 1e-2)).lrs == half[:5]
 
 
 # ------------------------------------------------------------------ rungs and smoothing
@@ -56,19 +58,56 @@ def test_smoothing_of_a_noisy_history():
         smoothed(h, "median")
 
 
-def test_rung_epochs_grow_by_eta_below_the_full_budget():
-    assert rung_epochs(1, 3, 3, 10) == [1, 3, 9]
-    assert rung_epochs(2, 3, 3, 10) == [2, 6]  # 18 would not be a short run
-    assert rung_epochs(2, 2, 1, 10) == [2] and rung_epochs(5, 3, 2, 3) == [3]
-
-
 def test_the_best_fraction_goes_on_and_a_diverged_one_never():
-    assert survivors(7, 3) == 3 and survivors(2, 3) == 1 and survivors(1, 2) == 1
+    assert survivors(7, 3) == 2 and survivors(6, 3) == 2 and survivors(2, 3) == 1
     scores = [0.5, None, 0.2, 0.3, 0.2]
     assert promote(scores, 2, lambda v: v) == [2, 4]  # a tie: both; in LR order
     assert promote(scores, 3, lambda v: -v) == [0, 2, 3]  # higher is better
-    assert winner(scores, lambda v: v) == 2  # a tie goes to the smaller LR
-    assert winner([None, None], lambda v: v) is None
+    assert promote(scores, 1, lambda v: v) == [2]  # a tie goes to the smaller LR
+    assert promote([None, None], 1, lambda v: v) == []
+
+
+def curves(table: dict[float, list[float]]):
+    """scores_of for run_race: each LR's loss per epoch, scored as the last epoch."""
+    asked = []
+
+    def scores_of(lrs, epochs, index):
+        asked.append((list(lrs), epochs, index))
+        return [None if math.isinf(table[lr][epochs - 1]) else table[lr][epochs - 1]
+                for lr in lrs]  # fmt: skip
+
+    return scores_of, asked
+
+
+def test_a_race_cuts_to_the_best_third_then_to_one():
+    table = {lr: [10 * abs(math.log10(lr) + 2) + e for e in (3, 2, 1, 0.5, 0.4, 0.3, 0.2, 0.1, 0, 0)]
+             for lr in (1e-4, 1e-3, 1e-2, 1e-1, 1, 10)}  # fmt: skip
+    scores_of, asked = curves(table)
+    race = run_race(sorted(table), 1, 3, 2, 0.05, 10, "min", scores_of)
+    assert race.winner == 1e-2 and not race.failed
+    assert [(len(lrs), e) for lrs, e, _ in asked] == [(6, 1), (2, 3)]
+    assert race.rungs[0].kept == [1e-3, 1e-2] and race.rungs[1].kept == [1e-2]
+
+
+def test_an_undecided_first_rung_trains_twice_as_long_before_any_cut():
+    # Nothing has learned after 1 or 2 epochs (every loss within 5% of the best): extend.
+    flat = {lr: [1.0, 0.99, 0.5 + lr, 0.4 + lr] for lr in (0.01, 0.1, 0.3)}
+    flat[0.3] = [1.0, 1.0, math.inf, math.inf]  # diverges in epoch 3
+    scores_of, asked = curves(flat)
+    race = run_race(sorted(flat), 1, 3, 2, 0.05, 8, "min", scores_of)
+    assert [e for _, e, _ in asked] == [1, 2, 4]
+    assert [r.extended for r in race.rungs] == [True, True, False]
+    assert race.winner == 0.01 and race.rungs[-1].lrs == [0.01, 0.1, 0.3]
+    assert undecided([1.0, 1.04, None], 0.05) and not undecided([1.0, 1.2, 1.3], 0.05)
+    assert not undecided([1.0, 1.0], 0.0) and not undecided([1.0, None], 0.05)
+    # Without extension the first rung decides, even on noise.
+    assert run_race(sorted(flat), 1, 3, 2, 0.0, 8, "min", curves(flat)[0]).rungs[0].epochs == 1
+
+
+def test_a_race_where_everything_diverged_has_no_winner_and_says_so():
+    table = {lr: [math.inf] for lr in (0.1, 1.0)}
+    race = run_race(sorted(table), 1, 3, 2, 0.05, 4, "min", curves(table)[0])
+    assert race.winner is None and "every candidate diverged in rung 0" in race.failed
 
 
 # ------------------------------------------------------------------ a race in a run
@@ -79,7 +118,7 @@ def searched(tmp_path_factory):
     out = tmp_path_factory.mktemp("search")
     args = [*TINY_ARGS, "--trials.lrs", "[]", "--trials.max_epochs", "4",
             "--search.first_epochs", "1", "--search.rungs", "2", "--search.eta", "2",
-            "--finder.verify", "false", "--out", str(out)]  # fmt: skip
+            "--search.extend", "0", "--finder.verify", "false", "--out", str(out)]  # fmt: skip
     code, printed, err = run_cli(args)
     assert code == 0, err
     run_dir = only_run_dir(out)
@@ -92,7 +131,7 @@ def test_a_grid_free_run_answers_with_the_search_and_says_what_it_cost(searched)
     rec = res["comparison"]["recommendation"]
     assert rec["source"] == "search" and rec["lr"] == search["lr"]
     assert [r["epochs"] for r in search["rungs"]] == [1, 2]
-    assert len(search["rungs"][1]["lrs"]) == math.ceil(len(search["candidates"]) / 2)
+    assert len(search["rungs"][1]["lrs"]) == len(search["candidates"]) // 2
     race = [t for t in res["trials"] if t["role"] == "race"]
     assert rec["search_steps"] == len(res["finders"][0]["lr"]) + sum(t["steps"] for t in race)
     final = next(t for t in res["trials"] if f"seed{t['seed']}/{t['name']}" == search["trial"])
@@ -107,8 +146,7 @@ def test_the_race_promotes_the_best_smoothed_scores(searched):
     (search,) = res["searches"]
     race = {(t["rung"], t["lr"]): t for t in res["trials"] if t["role"] == "race"}
     for r, rung in enumerate(search["rungs"]):
-        scores = [sum(race[(r, lr)]["val_loss"][-2:]) / len(race[(r, lr)]["val_loss"][-2:])
-                  for lr in rung["lrs"]]  # fmt: skip
+        scores = [smoothed(race[(r, lr)]["val_loss"], "ema") for lr in rung["lrs"]]
         assert rung["scores"] == pytest.approx(scores)
         keep = sorted(range(len(scores)), key=lambda i: scores[i])[: len(rung["kept"])]
         assert rung["kept"] == [rung["lrs"][i] for i in sorted(keep)]

@@ -17,13 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from lr_lab.analysis.records import TrialResult
+from lr_lab.study.methods import equal_cost_grid, raced_grid, regret
 from lr_lab.study.runner import main
-from lr_lab.study.stats import ProblemSeed, RuleOutcome, regret, summarize
+from lr_lab.study.stats import Outcome, ProblemSeed, hit_interval, summarize
 
+QUICK_PROBLEMS, FULL_PROBLEMS = 5, 41  # the bundled study (lr_lab/configs/study.yaml)
 TINY_STUDY = """
 seeds: [0]
 grid: {from: 1.0e-3, to: 1.0, points: 4}
-base: {trials.max_epochs: 2, data.n_samples: 160, model.hidden_dims: [8], finder.num_training: 30}
+base: {trials.max_epochs: 3, data.n_samples: 160, model.hidden_dims: [8], finder.num_training: 30}
+peers: [prodigy, optuna]
 axes:
   function:
     linear: {data.function: linear}
@@ -51,16 +55,31 @@ def tiny_study(tmp_path_factory) -> tuple[Path, dict]:
     return root, json.loads((root / "study.json").read_text())
 
 
-def test_study_writes_its_files_and_ranks_every_rule(tiny_study):
+def test_study_writes_its_files_and_ranks_every_method(tiny_study):
     root, study = tiny_study
     assert {p.name for p in root.iterdir()} >= {"study.json", "study.md", "study.png", "runs"}
     assert len(study["records"]) == 4  # 2 x 2 problems, one seed
-    rules = {s["rule"] for s in study["ranking"]}
-    assert rules == {f"{r}{c}" for r in ("lightning", "steep_log", "valley", "minimum_div10")
-                     for c in ("", "@corrected")}  # fmt: skip
-    assert set(study["families"]) == {"function", "optimizer"}
-    assert "| rule | hit rate" in (root / "study.md").read_text()
+    kinds = {s["method"]: s["kind"] for s in study["ranking"]}
+    rules = {f"{r}{c}" for r in ("lightning", "steep_log", "valley", "minimum_div10")
+             for c in ("", "@corrected")}  # fmt: skip
+    assert kinds == {**dict.fromkeys(rules, "rule"), "search": "search", "prodigy": "peer",
+                     "optuna": "peer", "grid_equal_cost": "grid", "grid_raced": "grid"}  # fmt: skip
+    for s in study["ranking"]:  # every hit rate with its interval and its n
+        low, high = s["hit_ci"]
+        assert low <= s["hit_rate"] <= high and s["n"] == 4 and s["n_problems"] == 4
+    assert set(study["families"]) == {"regression"}
+    md = (root / "study.md").read_text()
+    assert "| method | hit rate" in md and "## Hit rate by family" in md
     assert (root / "study.png").stat().st_size > 10_000
+    assert all(r["race"]["rungs"] for r in study["records"])  # every race, as it ran
+
+
+def ema(values: list[float]) -> float:
+    """The study's final value: the metric's EMA, weight 0.5 on the newest epoch."""
+    average = values[0]
+    for v in values[1:]:
+        average = 0.5 * v + 0.5 * average
+    return average
 
 
 def test_every_regret_is_recomputed_from_the_run_folder_it_names(tiny_study):
@@ -70,17 +89,20 @@ def test_every_regret_is_recomputed_from_the_run_folder_it_names(tiny_study):
         results = json.loads((root / record["run_dir"] / "results.json").read_text())
         trials = {f"seed{t['seed']}/{t['name']}": t for t in results["trials"]}
         grid = [t for t in trials.values() if t["role"] == "fixed" and t["seed"] == record["seed"]]
-        best = min(t["final_loss"] for t in grid if not t["diverged"])
+        best = min(ema(t["val_loss"]) for t in grid if not t["diverged"])
         assert record["best_loss"] == best
-        for rule, outcome in record["rules"].items():
+        for method, outcome in record["outcomes"].items():
             if not outcome["trial"]:
                 continue
             trial = trials[outcome["trial"]]
-            assert math.isclose(trial["lr"], outcome["lr"])
-            expected = "inf" if trial["diverged"] else trial["final_loss"] / best
-            assert outcome["regret"] == expected, (record["problem"], rule)
+            assert trial["stop_epochs"] is None  # an answer is a full-budget trial
+            if method != "prodigy":  # an LR-free optimizer's lr is its own
+                assert math.isclose(trial["lr"], outcome["lr"])
+            expected = "inf" if trial["diverged"] else ema(trial["val_loss"]) / best
+            assert outcome["regret"] == expected, (record["problem"], method)
+            assert outcome["steps"] > 0
             checked += 1
-    assert checked >= 16
+    assert checked >= 4 * 12
 
 
 def test_a_study_resumes_what_is_missing(tiny_study, tmp_path):
@@ -101,28 +123,63 @@ def test_a_study_resumes_what_is_missing(tiny_study, tmp_path):
 
 def test_bad_study_input_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(TINY_STUDY.replace("trials.max_epochs: 2", "trials.max_epochs: 0"))
+    bad.write_text(TINY_STUDY.replace("trials.max_epochs: 3", "trials.max_epochs: 0"))
     assert main(["--config", str(bad), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "linear-sgd: trials.max_epochs = 0: must be a positive integer" in err
     assert not (tmp_path / "out").exists()
 
 
-def record(regrets: dict[str, float | None], lrs: dict[str, float | None] | None = None):
-    lrs = lrs or {k: 0.1 for k in regrets}
-    outcomes = {k: RuleOutcome(lrs[k], regret=v) for k, v in regrets.items()}
-    return ProblemSeed("p", 0, "runs/p", {}, 0.1, 1.0, 100, 10, outcomes)
+def record(regrets: dict[str, float | None], problem: str = "p", steps: int = 130):
+    outcomes = {k: Outcome(None if v is None else 0.1, regret=v, steps=steps)
+                for k, v in regrets.items()}  # fmt: skip
+    return ProblemSeed(problem, 0, "runs/p", "regression", {}, 0.1, 1.0, 100, 1300, 10, outcomes)
 
 
-def test_regret_hit_rate_and_failure_rates():
-    assert regret(2.0, 1.0, False) == 2.0 and regret(None, 1.0, True) == math.inf
-    assert regret(0.0, 0.0, False) == 1.0 and regret(0.1, 0.0, False) == math.inf  # exact fits
+def test_regret_hit_rate_failure_rates_and_cost():
+    assert regret(2.0, 1.0, False, "min") == 2.0 and regret(None, 1.0, True, "min") == math.inf
+    assert regret(0.0, 0.0, False, "min") == 1.0 and regret(0.1, 0.0, False, "min") == math.inf
+    assert regret(0.9, 0.95, False, "max") == pytest.approx(2.0)  # an accuracy: the errors
     records = [record({"r": 1.0}), record({"r": 1.4}), record({"r": 3.0}),
-               record({"r": math.inf}), record({"r": None}, {"r": None})]  # fmt: skip
-    s = summarize(records, "r")
-    assert s.n == 5 and s.hit_rate == pytest.approx(2 / 5)  # no suggestion is no hit
-    assert s.diverged_rate == pytest.approx(1 / 5) and s.no_suggestion_rate == pytest.approx(1 / 5)
-    assert s.median_regret == 1.4 and s.p90_regret == math.inf  # over the 4 suggestions
+               record({"r": math.inf}), record({"r": None})]  # fmt: skip
+    s = summarize(records, "r", "rule")
+    assert s.n == 5 and s.hits == 2 and s.hit_rate == pytest.approx(2 / 5)  # no answer: a miss
+    assert s.diverged_rate == pytest.approx(1 / 5) and s.no_answer_rate == pytest.approx(1 / 5)
+    assert s.median_regret == 1.4 and s.p90_regret == math.inf  # over the 4 answers
+    assert s.cost == pytest.approx(30 / 1300)  # besides its 100-step answer, of a 13-LR grid
+    assert s.profile[:4] == pytest.approx([1 / 5, 1 / 5, 2 / 5, 2 / 5])  # tau 1.1, 1.25, 1.5, 2
+
+
+def test_the_hit_interval_resamples_problems_and_is_reproducible():
+    # Two problems, one always right, one always wrong, 10 seeds each: a problem is one draw.
+    records = [record({"r": 1.0}, "a") for _ in range(10)] + [
+        record({"r": 9.0}, "b") for _ in range(10)]  # fmt: skip
+    low, high = hit_interval(records, "r")
+    assert (low, high) == (0.0, 1.0)  # with 2 problems, anything from none to all
+    assert hit_interval(records, "r") == (low, high)
+    many = [record({"r": 1.0 if i % 4 else 9.0}, f"p{i}") for i in range(40)]
+    low, high = hit_interval(many, "r")
+    assert low < 0.75 < high and high - low < 0.35
+
+
+def trial(lr: float, val: list[float], steps_per_epoch: int = 10, diverged: bool = False):
+    t = TrialResult(f"lr={lr}", "fixed", lr, 0, val_loss=val, train_loss=val,
+                    steps=steps_per_epoch * len(val), diverged=diverged)  # fmt: skip
+    t.final_val_loss = None if diverged else val[-1]
+    return t
+
+
+def test_the_equal_cost_grid_and_the_raced_grid_read_the_dense_grid():
+    grid = [trial(1e-3, [5, 4, 3, 2]), trial(1e-2, [4, 2, 1, 0.5]), trial(1e-1, [3, 1, 0.8, 0.9]),
+            trial(1.0, [9], diverged=True)]  # fmt: skip
+    # The search cost 2.4 full trials: a coarse grid of 2 LRs, the ends.
+    answer = equal_cost_grid(grid, 96, "min")
+    assert answer.lr == 1e-3 and answer.steps == 40 + 10
+    race = raced_grid(grid, {"first_epochs": 2, "eta": 3, "rungs": 1, "smoothing": "last"}, 4,
+                      "min")  # fmt: skip
+    # First 2 epochs: 1e-1 leads (1 < 2 < 4); its full trial is the answer.
+    assert race.lr == 1e-1 and race.trial is grid[2]
+    assert race.steps == 3 * 20 + 10 + 40  # 2 epochs of each (the diverged one stopped) + full
 
 
 @pytest.mark.parametrize("quick", [False, True])
@@ -132,7 +189,7 @@ def test_every_problem_of_the_bundled_study_is_valid(quick, tmp_path):
     from lr_lab.study.runner import check_problems
 
     study = problems(parse_study(load_study(resolve_config("study"), quick), "study"))
-    assert len(study) == (8 if quick else 73)
+    assert len(study) == (QUICK_PROBLEMS if quick else FULL_PROBLEMS)
     assert len({p.name for p in study}) == len(study)
     check_problems(study, tmp_path)  # raises, naming the problem, if any key is bad
 

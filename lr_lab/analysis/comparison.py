@@ -26,8 +26,8 @@ from lr_lab.analysis.results import RunResults
 class Row:
     """One line of the comparison: a fixed LR, or one rule's suggestions, over all seeds."""
 
-    label: str  # "0.01" for a fixed LR, the rule name for a rule
-    source: str  # "grid" or "rule"
+    label: str  # "0.01" for a fixed LR, the rule name for a rule, the peer's ("prodigy")
+    source: str  # "grid", "rule", "search" or "baseline"
     lrs: list[float]  # one per seed that has this LR (suggested, for a rule)
     trial_names: list[str]  # "seed0/lr=0.01": the trials trained at those LRs
     finals: list[float | None]  # final loss per trial (None: diverged)
@@ -190,6 +190,14 @@ def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
                    use_val, n_seeds)  # fmt: skip
         row.note = "; ".join(f"seed {s.seed}: {s.fallback}" for s in results.searches if not s.lr)
         rows.append(row)
+    keys = {t.key: t for t in results.trials}
+    for name in dict.fromkeys(b.name for b in results.baselines):  # the peers, as configured
+        peers = sorted((b for b in results.baselines if b.name == name), key=lambda b: b.seed)
+        won = [b for b in peers if b.trial in keys]
+        row = _row(name, "baseline", [b.lr or 0.0 for b in won], [keys[b.trial] for b in won],
+                   use_val, n_seeds)  # fmt: skip
+        row.note = "; ".join(dict.fromkeys(b.note for b in peers if b.note))
+        rows.append(row)
     return rows
 
 
@@ -198,8 +206,13 @@ def _lowest(same: list[Row]) -> Recommendation | None:
     if not same or same[0].mean is None:
         return None
     rules = [r.label for r in same if r.is_rule]
-    source = "grid" if len(rules) < len(same) else "rule " + "+".join(rules)
     top = same[0]
+    if any(r.source == "grid" for r in same):
+        source = "grid"
+    elif rules:
+        source = "rule " + "+".join(rules)
+    else:
+        source = top.label if top.source == "search" else f"{top.source} {top.label}"
     return Recommendation(top.lr, top.lr_min, top.lr_max, top.mean, source, top.rank)
 
 

@@ -22,7 +22,7 @@ class TrialResult:
     """What one training run at one learning rate measured."""
 
     name: str
-    role: str  # "fixed", "finder_check", "race" or "search"
+    role: str  # "fixed", "finder_check", "race", "search", "baseline" or "optuna"
     lr: float
     seed: int
     rules: list[str] = field(default_factory=list)  # finder rules that suggested this LR
@@ -50,6 +50,8 @@ class TrialResult:
     step_us: float = 0.0  # wall time per optimizer step, microseconds
     verdict: str = ""
     tb_run: str = ""  # TensorBoard run folder, relative to the run folder
+    optimizer: str = ""  # a baseline's LR-free optimizer ("prodigy"), in place of the module's
+    note: str = ""  # what the table should say about it ("the module's scheduler dropped")
 
     @property
     def key(self) -> str:
@@ -111,6 +113,7 @@ class RungResult:
     lrs: list[float] = field(default_factory=list)
     scores: list[float | None] = field(default_factory=list)  # smoothed metric; None: diverged
     kept: list[float] = field(default_factory=list)  # the LRs that went on (last rung: the winner)
+    extended: bool = False  # undecided (nothing had learned yet): all went on, for twice the epochs
 
 
 @dataclass
@@ -132,3 +135,17 @@ class SearchResult:
     def steps(self) -> int:
         """Every training step spent choosing the LR: the finder's and the race's."""
         return self.finder_steps + self.race_steps
+
+
+@dataclass
+class BaselineResult:
+    """One seed's peer: an LR-free optimizer's trial, or Optuna's study and the LR it chose."""
+
+    seed: int
+    name: str  # "prodigy", ..., "optuna"
+    trial: str = ""  # the key of the full-budget trial that is its answer ("": none finished)
+    lr: float | None = None  # Optuna's best LR; an LR-free optimizer's nominal lr argument
+    steps: int = 0  # every training step it spent (Optuna: all its trials, pruned ones too)
+    trials: int = 1  # trials it trained
+    budget: int = 0  # Optuna: the steps it was given (the search's, finder and winner included)
+    note: str = ""  # why it has no answer, or what it changed ("the module's scheduler dropped")

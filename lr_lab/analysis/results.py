@@ -16,7 +16,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass,
 from pathlib import Path
 from typing import Any
 
-from lr_lab.analysis.records import FinderResult, SearchResult, TrialResult
+from lr_lab.analysis.records import BaselineResult, FinderResult, SearchResult, TrialResult
 from lr_lab.atomic import atomic_write
 from lr_lab.errors import ResultsError
 
@@ -45,6 +45,7 @@ class RunResults:
     trials: list[TrialResult] = field(default_factory=list)
     finders: list[FinderResult] = field(default_factory=list)
     searches: list[SearchResult] = field(default_factory=list)  # one per seed, once finished
+    baselines: list[BaselineResult] = field(default_factory=list)  # per seed and peer, once done
     pending: list[str] = field(default_factory=list)  # "seed0/lr=0.01", "seed0/finder" still to run
     report: dict[str, str] = field(default_factory=dict)  # report file -> sha256
     error: str = ""  # why the run failed, if it did

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from lr_lab.config.baselines import OPTUNA, missing
 from lr_lab.config.hints import as_given, shown
 from lr_lab.config.memory import check_memory
 from lr_lab.config.schema import (
@@ -145,6 +146,7 @@ def check_config(cfg: ExperimentConfig, csv_shape: tuple[int, int] | None = None
     _check_trials(cfg, bad)
     _check_finder(cfg, bad)
     _check_search(cfg, bad)
+    _check_baselines(cfg, bad, problems)
     _check_trainer(cfg, bad)
     return problems
 
@@ -233,6 +235,16 @@ def _check_search(cfg: ExperimentConfig, bad: Any) -> None:
         bad("search.eta", s.eta, "must be >= 2 (the best 1/eta go on)")
     if s.rungs < 1:
         bad("search.rungs", s.rungs, "must be a positive integer")
+
+
+def _check_baselines(cfg: ExperimentConfig, bad: Any, problems: list[str]) -> None:
+    names = cfg.baselines
+    if len(set(names)) != len(names):
+        bad("baselines", names, "each peer once")
+    if OPTUNA in names and not (cfg.finder.enabled and cfg.search.enabled):
+        bad("baselines", names, "optuna gets the search's budget: it needs finder.enabled and "
+            "search.enabled")  # fmt: skip
+    problems += missing(names)
 
 
 def _check_trainer(cfg: ExperimentConfig, bad: Any) -> None:

@@ -144,6 +144,9 @@ class FinderConfig:
 
 
 Smoothing = Literal["last", "mean2", "mean3", "min", "ema"]
+Baseline = Literal[
+    "prodigy", "dadapt_adam", "dadapt_sgd", "schedulefree_adamw", "dog", "cocob", "optuna"
+]
 
 
 @dataclass
@@ -155,20 +158,25 @@ class SearchConfig:
 
     enabled: bool = True
     """Run the search whenever the finder runs (finder.enabled)."""
-    below: float = 0.5
-    """Decades of the bracket under the trusted rules' geometric median."""
+    below: float = 0.25
+    """Decades of the bracket under the anchor (the trusted rules' geometric mean)."""
     above: float = 1.0
     """Decades of the bracket over it (the rules tend to suggest too small an LR)."""
     spacing: float = 0.25
     """Decades between candidates (a fixed log grid: 0.01, 0.0178, 0.0316, ...)."""
-    first_epochs: int = 2
-    """Epochs of the first rung (each rung trains eta times as many)."""
+    first_epochs: int = 1
+    """Epochs of the first rung (each later rung trains eta times as many)."""
     eta: int = 3
     """The best 1/eta of a rung go on to the next."""
-    rungs: int = 1
-    """Rungs of the race before the winner is trained to the full budget."""
-    smoothing: Smoothing = "mean2"
-    """A candidate's score over its rung: last epoch, mean of the last 2 or 3, min, or an EMA."""
+    rungs: int = 2
+    """Cuts of the race: the last one keeps one candidate, the winner."""
+    smoothing: Smoothing = "ema"
+    """A candidate's score over its rung: last epoch, mean of the last 2 or 3, min, or an EMA
+    (weight 0.5 on the newest epoch)."""
+    extend: float = 0.05
+    """A first rung whose median score is within this fraction of its best (nothing has learned
+    yet: parity, a transformer's first epochs) is undecided: its epochs double, no one is cut.
+    0: never."""
 
 
 @dataclass
@@ -191,6 +199,10 @@ class ExperimentConfig:
     trials: TrialsConfig = field(default_factory=TrialsConfig)
     finder: FinderConfig = field(default_factory=FinderConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    baselines: list[Baseline] = field(default_factory=list)
+    """Peers trained beside the search on the same footing (pip install -e '.[peers]'): the
+    LR-free optimizers prodigy, dadapt_adam, dadapt_sgd, schedulefree_adamw, dog, cocob at their
+    defaults, and optuna (TPE over log LR with successive halving, the search's step budget)."""
     trainer: dict[str, Any] = field(default_factory=lambda: {"accelerator": "auto"})
     """lightning.Trainer keyword arguments for every trial and the finder (accelerator,
     gradient_clip_val, precision, accumulate_grad_batches, deterministic, ...)."""

@@ -56,6 +56,7 @@ def plan(specs: list[TrialSpec], n_planned: int, trials: TrialsConfig) -> Plan:
     batched = (
         executor in ("inline", "auto")
         and specs[0].fit.plain_trainer
+        and not specs[0].optimizer
         and should_batch(trials.batched, specs[0].problem, n_planned)
     )
     gpus: list[str] = []

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from lr_lab import interrupt
 from lr_lab.analysis.comparison import compare
-from lr_lab.analysis.records import INIT_FILE, TrialResult, seed_dir
+from lr_lab.analysis.records import INIT_FILE, BaselineResult, TrialResult, seed_dir
 from lr_lab.analysis.results import RunResults, write_results
 from lr_lab.config.csv_file import file_sha256
 from lr_lab.config.schema import FINDER_RUN, ExperimentConfig
 from lr_lab.errors import DataError, TrialError
 from lr_lab.executors import execute, plan, run_threads
 from lr_lab.experiment.initial_state import prepare_initial_state
+from lr_lab.experiment.peers import OPTUNA, baseline_records, baseline_trials, optuna_of_seed
 from lr_lab.experiment.plan import (
     check_plan,
     check_trials,
@@ -32,9 +33,10 @@ from lr_lab.experiment.plan import (
 from lr_lab.experiment.search import next_trials
 from lr_lab.experiment.trials import Planned, specs
 from lr_lab.finder.lr_find import clean_scratch, read_rules, run_finder
-from lr_lab.report.progress import describe_finder, describe_search, trial_line
+from lr_lab.report.progress import describe_finder, describe_optuna, describe_search, trial_line
 from lr_lab.training.initial_state import read_initial_state
 from lr_lab.training.problem import FitSettings, Problem
+from lr_lab.training.runner import EpochReport, run_trial
 
 Progress = Callable[[str], None]
 
@@ -99,6 +101,28 @@ def run_experiment(
 
         execute(todo, how, record, cfg.ray, progress)
 
+    def train_observed(planned: Planned, report: Callable[[int, float], bool]) -> TrialResult:
+        """One trial here, its epochs reported as they end (Optuna's pruning needs its study)."""
+        results.pending = plan_pending(cfg, results, also=[planned.key])
+        write_results(run_dir, results)
+        (spec,) = specs([planned], problem, fit, run_dir, threads)
+        shutil.rmtree(spec.run_dir, ignore_errors=True)
+        interrupt.check()
+        observer = EpochReport(report)
+        try:
+            result = run_trial(spec, [observer])
+        except (Exception, SystemExit) as err:
+            raise TrialError(spec.key, err) from err
+        if observer.stopped:  # pruned: a partial curve, like a race trial's
+            result.stop_epochs = observer.seen
+            result.note = f"pruned by Optuna after {observer.seen} epochs"
+        results.trials.append(result)
+        results.pending = plan_pending(cfg, results)
+        write_results(run_dir, results)
+        n = sum(t.role == OPTUNA and t.seed == planned.seed for t in results.trials)
+        progress(trial_line(result, n, None, OPTUNA))
+        return result
+
     # Records from before results.threads existed say it per trial and finder.
     threads = results.threads or next(
         (r.threads for r in [*results.trials, *results.finders]), None
@@ -116,6 +140,10 @@ def run_experiment(
             threads = run_threads(cfg.trials, cfg.ray, sum(t.numel() for t in state.values()))
         results.threads = threads
         run(fixed_trials(cfg, seed))
+        run(baseline_trials(cfg, seed))
+        peers = baseline_records(cfg, seed, results.trials)
+        results.baselines = [b for b in results.baselines if b.seed != seed or b.name == OPTUNA]
+        results.baselines += peers
         if not cfg.finder.enabled:
             continue
         finder = next((f for f in results.finders if f.seed == seed), None)
@@ -146,6 +174,16 @@ def run_experiment(
             results.searches = [r for r in results.searches if r.seed != seed] + [record]
             write_results(run_dir, results)
             progress(f"  search: {describe_search(record)}")
+        if OPTUNA in cfg.baselines:  # replayed from the records, then continued
+            optuna, _ = optuna_of_seed(cfg, results, finder, train_observed)
+            if optuna is None:  # its budget is the search's, winner included
+                optuna = BaselineResult(seed, OPTUNA, trials=0, note="the search found no LR "
+                                        "(no budget to match)")  # fmt: skip
+            results.baselines = [b for b in results.baselines
+                                 if (b.seed, b.name) != (seed, OPTUNA)] + [optuna]  # fmt: skip
+            results.pending = plan_pending(cfg, results)
+            write_results(run_dir, results)
+            progress(f"  optuna: {describe_optuna(optuna)}")
 
     results.comparison = compare(results, rule_names(cfg))
     results.wall_s += time.perf_counter() - start

@@ -12,6 +12,7 @@ from lr_lab.analysis.records import INIT_FILE, FinderResult, seed_dir
 from lr_lab.analysis.results import RunResults
 from lr_lab.config.schema import CORRECTED, FINDER_RUN, ExperimentConfig
 from lr_lab.errors import ResultsError
+from lr_lab.experiment.peers import OPTUNA, baseline_trials, optuna_of_seed
 from lr_lab.experiment.search import SEARCH, next_trials, planned_keys
 from lr_lab.experiment.trials import Planned, trial_name
 
@@ -52,7 +53,11 @@ def check_trials(cfg: ExperimentConfig, finder: FinderResult, results: RunResult
 
 def check_plan(cfg: ExperimentConfig, results: RunResults) -> None:
     """Refuse records the plan does not contain (a hand-appended trial must not be ranked)."""
-    planned = {s.key: s for seed in cfg.seed_list for s in fixed_trials(cfg, seed)}
+    planned = {
+        s.key: s
+        for seed in cfg.seed_list
+        for s in fixed_trials(cfg, seed) + baseline_trials(cfg, seed)
+    }
     for finder in results.finders:
         if finder.seed not in cfg.seed_list:
             raise ResultsError(
@@ -62,6 +67,8 @@ def check_plan(cfg: ExperimentConfig, results: RunResults) -> None:
         if searching(cfg):
             seed_trials = [t for t in results.trials if t.seed == finder.seed]
             planned |= planned_keys(cfg, finder, seed_trials, cfg.metric_mode)
+            if OPTUNA in cfg.baselines:  # what Optuna, replayed, asked for
+                planned |= optuna_of_seed(cfg, results, finder)[1]
     keys = [t.key for t in results.trials]
     for trial in results.trials:
         spec = planned.get(trial.key)
@@ -86,13 +93,23 @@ def searching(cfg: ExperimentConfig) -> bool:
     return cfg.finder.enabled and cfg.search.enabled
 
 
-def plan_pending(cfg: ExperimentConfig, results: RunResults) -> list[str]:
-    """What is left to do: trial keys, ``seedN/finder``, ``seedN/finder checks``, ``seedN/search``."""
+def plan_pending(
+    cfg: ExperimentConfig, results: RunResults, also: tuple[str, ...] | list[str] = ()
+) -> list[str]:
+    """What is left to do: trial keys and ``seedN/`` finder, finder checks, search, optuna.
+
+    ``also``: a trial about to start, listed first.
+    """
     done = {t.key for t in results.trials}
     finders = {f.seed: f for f in results.finders}
-    pending = []
+    pending = list(also)
     for seed in cfg.seed_list:
-        pending += [s.key for s in fixed_trials(cfg, seed) if s.key not in done]
+        planned = fixed_trials(cfg, seed) + baseline_trials(cfg, seed)
+        pending += [s.key for s in planned if s.key not in done]
+        if OPTUNA in cfg.baselines and not any(
+            b.seed == seed and b.name == OPTUNA for b in results.baselines
+        ):
+            pending.append(f"seed{seed}/{OPTUNA}")
         if not cfg.finder.enabled:
             continue
         if seed not in finders:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 
 from lr_lab.analysis.measure import Measure
-from lr_lab.analysis.records import FinderResult, RungResult, SearchResult, TrialResult
+from lr_lab.analysis.records import FinderResult, SearchResult, TrialResult
 from lr_lab.config.schema import CORRECTED, ExperimentConfig
 from lr_lab.experiment.trials import Planned, trial_name
 from lr_lab.finder.rules import apply_rules
 from lr_lab.search.candidates import candidates
-from lr_lab.search.race import promote, rung_epochs, smoothed, survivors, winner
+from lr_lab.search.race import run_race, smoothed
 
 TRUSTED = ("valley", "minimum_div10")  # the rules the study trusts (README, "Which rule to trust")
 SEARCH = "search"  # a seed's pending entry while its race is not planned to the end
@@ -58,41 +58,43 @@ def next_trials(
     The step is all of a rung's trials, or the winner's full trial, or [] when the search is done.
 
     Args:
-        cfg: The run's config (``search``, ``trials.max_epochs``, the grid for names).
+        cfg: The run's config (``search``, ``trials.max_epochs``).
         finder: The seed's finder.
         trials: The seed's finished trials.
         mode: The metric's direction (``min``/``max``).
     """
-    s, seed = cfg.search, finder.seed
+    s, seed, epochs = cfg.search, finder.seed, cfg.trials.max_epochs
     rules = suggestions(finder)
     found = candidates(rules, s.below, s.above, s.spacing, (finder.lr[0], finder.lr[-1])
                        if finder.lr else None)  # fmt: skip
     record = SearchResult(seed, rules, found.anchor, found.fallback, list(found.lrs),
                           finder_steps=len(finder.lr))  # fmt: skip
     done = {t.key: t for t in trials}
-    alive = list(found.lrs)
-    epochs_of = rung_epochs(s.first_epochs, s.eta, s.rungs, cfg.trials.max_epochs)
-    for r, epochs in enumerate(epochs_of):
-        planned = [Planned(trial_name(lr, f"race{r}"), lr, seed, "race", rung=r, epochs=epochs)
-                   for lr in alive]  # fmt: skip
+    mode = mode if any(t.val_loss for t in trials) else "min"  # no validation: the loss
+
+    def rung(lrs: list[float], rung_epochs: int, index: int) -> list[Planned]:
+        cut = rung_epochs if rung_epochs < epochs else None  # a full-budget rung is a full trial
+        return [Planned(trial_name(lr, f"race{index}"), lr, seed, "race", rung=index, epochs=cut)
+                for lr in lrs]  # fmt: skip
+
+    def scores_of(lrs: list[float], rung_epochs: int, index: int) -> list[float | None] | None:
+        planned = rung(lrs, rung_epochs, index)
         if any(p.key not in done for p in planned):
-            return planned, record
+            return None
         ran = [done[p.key] for p in planned]
         record.race_steps += sum(t.steps for t in ran)
-        scores = [score(t, s.smoothing, mode) for t in ran]
-        key = Measure(mode if any(t.val_loss for t in ran) else "min").key
-        if r < len(epochs_of) - 1:
-            keep = promote(scores, survivors(len(alive), s.eta), key)
-        else:
-            keep = [] if (w := winner(scores, key)) is None else [w]
-        record.rungs.append(RungResult(epochs, list(alive), scores, [alive[i] for i in keep]))
-        alive = [alive[i] for i in keep]
-        if not alive:
-            record.fallback = record.fallback or f"every candidate diverged in rung {r}"
-            return [], record
-    record.lr = alive[0]
+        return [score(t, s.smoothing, mode) for t in ran]
+
+    race = run_race(found.lrs, s.first_epochs, s.eta, s.rungs, s.extend, epochs, mode, scores_of)
+    record.rungs = race.rungs
+    if race.next is not None:
+        return rung(*race.next, len(race.rungs)), record
+    if race.winner is None:
+        record.fallback = record.fallback or race.failed
+        return [], record
+    record.lr = race.winner
     full = [t for t in trials if t.stop_epochs is None and math.isclose(t.lr, record.lr)]
-    if full:  # a grid or check trial at that LR: it is the winner's full training
+    if full:  # a grid, check or full-budget race trial at that LR: the winner's full training
         record.trial = sorted(full, key=lambda t: t.role != "fixed")[0].key
         return [], record
     final = Planned(trial_name(record.lr, SEARCH), record.lr, seed, SEARCH)

@@ -21,6 +21,7 @@ class Planned:
     rules: tuple[str, ...] = ()
     rung: int | None = None  # a race trial's rung
     epochs: int | None = None  # a race trial's budget (stopped there; None: the full budget)
+    optimizer: str | None = None  # a baseline's LR-free optimizer
 
     @property
     def key(self) -> str:
@@ -46,6 +47,7 @@ def specs(
             threads,
             stop_epochs=p.epochs,
             rung=p.rung,
+            optimizer=p.optimizer,
         )
         for p in planned
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lr_lab.analysis.records import FinderResult, SearchResult, TrialResult
+from lr_lab.analysis.records import BaselineResult, FinderResult, SearchResult, TrialResult
 
 
 def describe_finder(finder: FinderResult) -> str:
@@ -25,9 +25,19 @@ def describe_search(search: SearchResult) -> str:
     return f"{len(search.candidates)} candidates {where}; {rungs}; {won}, {search.steps} steps"
 
 
-def trial_line(result: TrialResult, index: int, total: int, how: str) -> str:
-    """``[2/4] 020_lr=0.01   final loss 0.01827   0.08 s``: one finished trial."""
-    width = len(str(total))
+def describe_optuna(optuna: BaselineResult) -> str:
+    """One line: Optuna's trials, its best full-budget LR, the steps it spent of its budget."""
+    best = f"best LR {optuna.lr:.3g}" if optuna.lr else optuna.note
+    return f"{optuna.trials} trials; {best}; {optuna.steps} of {optuna.budget} steps"
+
+
+def trial_line(result: TrialResult, index: int, total: int | None, how: str) -> str:
+    """``[2/4] 020_lr=0.01   final loss 0.01827   0.08 s``: one finished trial.
+
+    ``[2]`` without a total: of a number not known in advance (Optuna's).
+    """
+    width = len(str(total or index))
+    count = f"{index:>{width}}/{total}" if total else f"{index:>{width}}"
     if result.diverged:
         outcome = f"diverged at step {result.diverged_step}"
     elif result.final_loss is None:
@@ -36,6 +46,6 @@ def trial_line(result: TrialResult, index: int, total: int, how: str) -> str:
         outcome = f"final loss {result.final_loss:.4g}"
     note = {"batched": f" (batched, {result.step_us:.0f} us/trial-step)", "processes": " (worker)",
             "ray": " (ray)"}.get(how, "")  # fmt: skip
-    return (
-        f"  [{index:>{width}}/{total}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"
-    )
+    if result.note:
+        note += f" ({result.note})"
+    return f"  [{count}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"

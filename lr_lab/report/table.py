@@ -78,8 +78,8 @@ def table_cells(results: RunResults) -> tuple[list[str], list[list[str]], list[s
         lines.append(
             [
                 str(row.rank) if row.rank else "-",
-                lr_text(row.lr, row.lr_min, row.lr_max) if row.lrs else "-",
-                row.source if row.source in ("grid", "search") else f"rule {row.label}",
+                _lr_cell(row),
+                row_source(row),
                 loss_text(row, n_seeds),
                 row.vs_best_fixed or "-",
                 row.verdict or "-",
@@ -87,6 +87,23 @@ def table_cells(results: RunResults) -> tuple[list[str], list[list[str]], list[s
         )
     notes = [f"{r.label}: {r.note}" for r in comp.rows if r.is_rule and r.note]
     return header, lines, notes
+
+
+def row_source(row: Row) -> str:
+    """The table's "from": ``grid``, ``search``, ``rule valley``, ``prodigy (LR-free)``."""
+    if row.source in ("grid", "search"):
+        return row.source
+    if row.source == "baseline":
+        return "optuna (TPE)" if row.label == "optuna" else f"{row.label} (LR-free)"
+    return f"rule {row.label}"
+
+
+def _lr_cell(row: Row) -> str:
+    if not row.lrs:
+        return "-"
+    if row.source == "baseline" and row.label != "optuna":  # its own, learned step size
+        return "own" if not row.lr else f"own (lr={fmt(row.lr, 3)})"
+    return lr_text(row.lr, row.lr_min, row.lr_max)
 
 
 def format_table(results: RunResults) -> str:
@@ -101,6 +118,9 @@ def format_table(results: RunResults) -> str:
     text.append(ranked_by(results.comparison))
     if notes:
         text += ["No suggestion from:", *(f"  {n}" for n in notes)]
+    peers = [r for r in results.comparison.rows if r.source == "baseline" and r.note]
+    if peers:
+        text += ["Peers:", *(f"  {r.label}: {r.note}" for r in peers)]
     return "\n".join(text)
 
 
@@ -156,6 +176,24 @@ def _search_sentence(results: RunResults, rec: Recommendation, metric: str) -> s
     )
 
 
+def _peers_sentence(results: RunResults, metric: str) -> str:
+    """What the peers reached, their rank, and what each cost (README, "The peers")."""
+    said = []
+    for row in (r for r in results.comparison.rows if r.source == "baseline"):
+        peers = [b for b in results.baselines if b.name == row.label]
+        steps = sum(b.steps for b in peers)
+        got = (f"{metric} {fmt(row.mean)}, rank {row.rank}" if row.rank
+               else loss_text(row, len(results.seeds)))  # fmt: skip
+        if row.label == "optuna":
+            budget = sum(b.budget for b in peers)
+            lr = lr_text(row.lr, row.lr_min, row.lr_max, "per seed ") if row.lrs else "no LR"
+            said.append(f"Optuna (TPE with pruning, {sum(b.trials for b in peers)} trials, "
+                        f"{steps:,} of the search's {budget:,} steps) chose {lr}: {got}")  # fmt: skip
+        else:
+            said.append(f"{row_source(row)}: {got} ({steps:,} steps)")
+    return "Peers: " + "; ".join(said) + "."
+
+
 def answer(results: RunResults) -> str:
     """One paragraph: best fixed LR, the finder's suggestion, how it did, and what to use."""
     comp = results.comparison
@@ -195,9 +233,15 @@ def answer(results: RunResults) -> str:
             f"within 1.5x of the best grid LR at least {100 * RECOMMEND_AT:.0f}% of the time) "
             f"gave a suggestion that trained here without divergence."
         )
+    if results.baselines:
+        parts.append(_peers_sentence(results, metric))
     if low and (not rec or low.rank != rec.rank):
         word = "highest" if comp.mode == "max" else "lowest"
-        parts.append(f"The {word} {metric} observed: LR {_where(low)}, {fmt(low.loss)}.")
+        where = f"LR {_where(low)}"
+        if low.source.startswith("baseline"):
+            peer = next(r for r in comp.rows if r.rank == low.rank and r.source == "baseline")
+            where = row_source(peer)
+        parts.append(f"The {word} {metric} observed: {where}, {fmt(low.loss)}.")
     if len(results.seeds) > 1:
         parts.append(f"Values are means over seeds {results.seeds}.")
     if comp.order_differs:

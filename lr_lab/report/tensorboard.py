@@ -110,6 +110,12 @@ def trial_source(trial: TrialResult) -> str:
         return "rule " + "+".join(trial.rules)
     if trial.role == "race":
         return f"race rung {trial.rung} ({trial.stop_epochs} epochs)"
+    if trial.role == "baseline":
+        return f"{trial.optimizer} (LR-free)"
+    if trial.role == "optuna":
+        return "optuna" + (
+            f" (stopped after {trial.stop_epochs} epochs)" if trial.stop_epochs else ""
+        )
     return "search" if trial.role == "search" else "grid"
 
 

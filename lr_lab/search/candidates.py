@@ -1,12 +1,12 @@
 """Which learning rates the race tries: a bracket on a fixed log grid around the finder's answer.
 
-Pure functions of numbers. The finder's trusted rules give an anchor (their geometric median,
-so one rule that misses does not drag it); the bracket spans ``below`` decades under it and
+Pure functions of numbers. The finder's trusted rules give an anchor (the geometric mean of
+their suggestions on both finder curves); the bracket spans ``below`` decades under it and
 ``above`` decades over it on the grid of ``spacing``-decade points (10^(k x spacing), so the
 same LRs recur across runs and seeds and read well: 0.01, 0.0178, 0.0316, ...). When the rules
 give nothing (the finder stopped early, or its curve never fell), the bracket is the coarse
-fallback: every ``fallback_spacing`` decades over the finder's range, or ``FALLBACK_RANGE``
-without a finder curve at all. The search never answers "no recommendation".
+fallback: every half decade over ``FALLBACK_RANGE`` (within the finder's range). The search
+never answers "no recommendation". The design study chose these (docs/search.md).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Candidates:
 
     Attributes:
         lrs: The learning rates, increasing.
-        anchor: The rules' geometric median (None for the fallback).
+        anchor: The rules' geometric mean (None for the fallback).
         rules: The rule suggestions the anchor was read from.
         fallback: Why the coarse bracket stands in (empty when the rules answered).
     """
@@ -46,10 +46,9 @@ def grid_lr(k: int, spacing: float) -> float:
     return float(f"{10 ** (k * spacing):.3g}")
 
 
-def geometric_median(values: Iterable[float]) -> float:
-    """The median of ``values`` in log space (the lower middle of an even count)."""
-    logs = sorted(math.log10(v) for v in values)
-    return 10 ** statistics.median_low(logs)
+def geometric_mean(values: Iterable[float]) -> float:
+    """The mean of ``values`` in log space."""
+    return 10 ** statistics.fmean(math.log10(v) for v in values)
 
 
 def bracket(anchor: float, below: float, above: float, spacing: float) -> list[float]:
@@ -66,7 +65,7 @@ def candidates(
     above: float,
     spacing: float,
     finder_range: tuple[float, float] | None = None,
-    fallback_spacing: float = 1.0,
+    fallback_spacing: float = 0.5,
     limits: tuple[float, float] = (1e-7, 1e3),
 ) -> Candidates:
     """The race's candidates from the trusted rules' suggestions (``None``: no suggestion).
@@ -76,16 +75,18 @@ def candidates(
         below: Decades of the bracket under the anchor.
         above: Decades over it.
         spacing: Decades between candidates.
-        finder_range: The LRs the finder swept (min, max), for the fallback.
+        finder_range: The LRs the finder swept (min, max): the fallback stays within them.
         fallback_spacing: Decades between the fallback's candidates.
         limits: LRs the bracket never leaves (float32-sane, a finder's range).
     """
     given = {rule: lr for rule, lr in suggestions.items() if lr is not None and lr > 0}
     if given:
-        anchor = geometric_median(given.values())
+        anchor = geometric_mean(given.values())
         lrs = [lr for lr in bracket(anchor, below, above, spacing) if limits[0] <= lr <= limits[1]]
         return Candidates(lrs, anchor, given)
-    low, high = finder_range or FALLBACK_RANGE
+    low, high = FALLBACK_RANGE
+    if finder_range and max(low, finder_range[0]) < min(high, finder_range[1]):
+        low, high = max(low, finder_range[0]), min(high, finder_range[1])
     why = "no trusted rule gave a suggestion"
     k_low = math.ceil(math.log10(low) / fallback_spacing - 1e-9)
     k_high = math.floor(math.log10(high) / fallback_spacing + 1e-9)

@@ -1,7 +1,8 @@
 """The study's configuration: ``configs/study.yaml`` read, typed and expanded into problems.
 
 A study YAML names a grid, seeds, a ``base`` of experiment keys, ``axes`` whose variants are
-crossed into a matrix of problems, and ``extra`` whole experiment configs (the digits example).
+crossed into a matrix of problems, and ``extra`` whole experiment configs by family (the examples: tabular, vision, ...), and
+the ``peers`` every problem trains beside the search.
 It is typed by :class:`StudyConfig`'s hints with the same reading as an experiment config
 (:mod:`lr_lab.config.hints`), and each problem is an ordinary experiment config: its keys are
 read by :func:`lr_lab.config.parse.load`, as the Python API reads a dict.
@@ -35,8 +36,13 @@ class StudyConfig:
     """Experiment keys every built-in problem shares (dotted: trials.max_epochs: 10)."""
     axes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     """Axis -> variant -> experiment keys; every combination of variants is one problem."""
-    extra: dict[str, str] = field(default_factory=dict)
-    """Name -> experiment config file (or bundled name): one problem each."""
+    extra: dict[str, dict[str, str | dict[str, Any]]] = field(default_factory=dict)
+    """Family -> name -> an experiment config file (or bundled name), or its keys (dotted, as
+    ``base``): one problem each (the examples: tabular, vision, sequence, transformer)."""
+    family: str = "regression"
+    """The family of the matrix's problems (the built-in model and data)."""
+    peers: list[str] = field(default_factory=list)
+    """The ``baselines`` every problem trains beside the search (LR-free optimizers, optuna)."""
     workers: int | None = None
     """Problems side by side (null: the usable cores)."""
     quick: dict[str, Any] = field(default_factory=dict)
@@ -48,7 +54,8 @@ class Problem:
     """One problem of the study: a name, its family labels, and its experiment config."""
 
     name: str
-    families: dict[str, str]
+    family: str  # "regression", "tabular", "vision", ...
+    families: dict[str, str]  # the matrix's axes -> variant (none for an extra problem)
     config: str | None  # an experiment config file, or None for the defaults
     overrides: dict[str, Any]  # dotted keys on top
 
@@ -98,7 +105,8 @@ def parse_study(data: dict[str, Any], where: str) -> StudyConfig:
 
 def problems(cfg: StudyConfig) -> list[Problem]:
     """The matrix's problems (every combination of the axes' variants), then the extra ones."""
-    common = {**FORCED, "trials.lrs": grid_lrs(cfg.grid), "seeds": cfg.seeds}
+    common = {**FORCED, "trials.lrs": grid_lrs(cfg.grid), "seeds": cfg.seeds,
+              "baselines": list(cfg.peers)}  # fmt: skip
     out = []
     axes = list(cfg.axes.items())
     for combo in product(*[list(values.items()) for _, values in axes]) if axes else []:
@@ -107,7 +115,11 @@ def problems(cfg: StudyConfig) -> list[Problem]:
             keys.update(variant)
         families = {axis: label for (axis, _), (label, _) in zip(axes, combo)}
         name = "-".join(label for label, _ in combo)
-        out.append(Problem(name, families, None, {**keys, **common}))
-    for name, config in cfg.extra.items():
-        out.append(Problem(name, {"problem": name}, config, dict(common)))
+        out.append(Problem(name, cfg.family, families, None, {**keys, **common}))
+    for family, named in cfg.extra.items():
+        for name, config in named.items():
+            if isinstance(config, dict):  # the problem's keys, inline
+                out.append(Problem(name, family, {}, None, {**config, **common}))
+            else:
+                out.append(Problem(name, family, {}, config, dict(common)))
     return out

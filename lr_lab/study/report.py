@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +18,7 @@ from matplotlib.figure import Figure
 from lr_lab.atomic import atomic_write
 from lr_lab.errors import RunDirError
 from lr_lab.report.plots import save_png
-from lr_lab.study.stats import HIT, ProblemSeed, RuleSummary, by_family, ranking
+from lr_lab.study.stats import HIT, TAUS, MethodSummary, ProblemSeed, by_family, ranking
 
 SESSIONS = "sessions.json"
 FILES = ("study.json", "study.md", "study.png")  # what write_study writes
@@ -90,88 +89,109 @@ def _pct(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
-def rule_table(summaries: list[RuleSummary]) -> list[str]:
-    """The main table, one row per rule, best first."""
+def _name(s: MethodSummary) -> str:
+    return f"`{s.method}`" + {"peer": " (peer)", "grid": " (grid)"}.get(s.kind, "")
+
+
+def ranking_table(summaries: list[MethodSummary]) -> list[str]:
+    """The main table, one row per method, best first."""
     lines = [
-        f"| rule | hit rate (within {HIT}x of the best grid LR's loss) | median regret | "
-        "90th pct regret | diverged | no suggestion | n |",
-        "|---|---|---|---|---|---|---|",
+        f"| method | hit rate (within {HIT}x of the oracle) [95% interval] | median regret | "
+        "90th pct regret | diverged | no answer | cost to choose (of a 13-LR grid) | n |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
+        low, high = s.hit_ci
         lines.append(
-            f"| `{s.rule}` | {_pct(s.hit_rate)} | {_x(s.median_regret)} | {_x(s.p90_regret)} | "
-            f"{_pct(s.diverged_rate)} | {_pct(s.no_suggestion_rate)} | {s.n} |"
+            f"| {_name(s)} | **{_pct(s.hit_rate)}** [{_pct(low)}, {_pct(high)}] | "
+            f"{_x(s.median_regret)} | {_x(s.p90_regret)} | {_pct(s.diverged_rate)} | "
+            f"{_pct(s.no_answer_rate)} | {_pct(s.cost)} | {s.n} ({s.n_problems} problems) |"
         )
     return lines
 
 
-def _family_tables(records: list[ProblemSeed], rules: list[str]) -> list[str]:
-    lines = []
-    for axis, values in by_family(records).items():
-        lines += ["", f"### By {axis}: hit rate / median regret", ""]
-        lines += ["| " + axis + " | " + " | ".join(f"`{r}`" for r in rules) + " |"]
-        lines += ["|---" * (len(rules) + 1) + "|"]
-        for value, summaries in values.items():
-            cells = {s.rule: f"{_pct(s.hit_rate)} / {_x(s.median_regret)}" for s in summaries}
-            lines.append(f"| {value} | " + " | ".join(cells.get(r, "-") for r in rules) + " |")
+def shown_methods(summaries: list[MethodSummary], rules: int = 2) -> list[str]:
+    """The methods the per-family table and the figure show: all but the weaker rules."""
+    kept = [s.method for s in summaries if s.kind != "rule"]
+    best_rules = [s.method for s in summaries if s.kind == "rule"][:rules]
+    return best_rules + kept + (["lightning"] if any(s.method == "lightning" for s in summaries)
+                                and "lightning" not in best_rules else [])  # fmt: skip
+
+
+def family_table(records: list[ProblemSeed], methods: list[str], peers: set[str]) -> list[str]:
+    """Hit rate per problem family (rows) and method (columns), with each family's n."""
+    lines = ["| family | n | " + " | ".join(f"`{m}`" for m in methods) + " |"]
+    lines += ["|---|---" + "|---" * len(methods) + "|"]
+    for family, summaries in by_family(records, peers).items():
+        cells = {s.method: _pct(s.hit_rate) for s in summaries}
+        n = max((s.n for s in summaries), default=0)
+        lines.append(f"| {family} | {n} | " + " | ".join(cells.get(m, "-") for m in methods) + " |")
     return lines
 
 
 def markdown(records: list[ProblemSeed], meta: dict[str, Any]) -> str:
-    """``study.md``: what was run, the ranking, the cost, and the ranking per problem family."""
-    summaries = ranking(records)
-    grid = statistics.fmean(r.grid_steps for r in records)
-    finder = statistics.fmean(r.finder_steps for r in records)
+    """``study.md``: what was run, the ranking with intervals and costs, the ranking per family."""
+    peers = set(meta.get("peers", []))
+    summaries = ranking(records, peers)
     lines = [
-        "# Which finder rule should you trust?",
+        "# Which way of choosing the learning rate should you trust?",
         "",
         f"{meta['problems']} problems x {len(meta['seeds'])} seeds = {len(records)} "
         f"problem-seeds; {'started ' if len(meta['sessions']) > 1 else ''}{meta['date']}; lr_lab "
         f"{meta['lr_lab']}, Lightning {meta['lightning']}, torch {meta['torch']}; "
         f"{_timing(meta['sessions'])}.",
         "",
-        "Regret: the final loss trained at the rule's LR over the best final loss of the dense "
-        f"grid ({len(meta['grid'])} LRs, {meta['grid'][0]:g}..{meta['grid'][-1]:g}), same "
-        "initial weights and data order; a diverged suggestion counts as infinite regret. "
-        "`@corrected`: the rule read off the bias-corrected finder curve.",
+        "Regret: the final value of the answer's full-budget trial over the oracle's, the best "
+        f"of a dense grid ({len(meta['grid'])} LRs, {meta['grid'][0]:g}..{meta['grid'][-1]:g}), "
+        "same initial weights and data order (for an accuracy: the ratio of errors); a diverged "
+        "answer has infinite regret, no answer is a miss. Cost to choose: the median training steps "
+        "a method spent besides its answer's own full training (the finder, a race, other trials), "
+        "over a 13-LR grid's (13 full trials). `@corrected`: the "
+        "rule read off the bias-corrected finder curve. The interval: a bootstrap over problems.",
         "",
-        *rule_table(summaries),
+        *ranking_table(summaries),
         "",
-        f"Cost per problem-seed: the finder trained {finder:.0f} steps, the grid "
-        f"{grid:.0f} ({grid / finder:.0f}x as many).",
-        *_family_tables(records, [s.rule for s in summaries]),
+        "## Hit rate by family",
+        "",
+        *family_table(records, shown_methods(summaries), peers),
     ]
     return "\n".join(lines) + "\n"
 
 
-def plot(records: list[ProblemSeed], path: Path) -> Path:
-    """``study.png``: each rule's regrets (log scale), a diverged one drawn at the top."""
-    summaries = ranking(records)
-    finite = [o.regret for r in records for o in r.rules.values()
-              if o.regret is not None and math.isfinite(o.regret)]  # fmt: skip
-    top = max([*finite, 10.0]) * 3
-    fig = Figure(figsize=(max(8, 0.9 * len(summaries) + 2), 5.5))
-    ax = fig.subplots()
-    for i, s in enumerate(summaries):
-        regrets = [r.rules[s.rule].regret for r in records if s.rule in r.rules]
-        values = [v for v in regrets if v is not None]
-        shown = [min(max(v, 1e-2), top) for v in values]
-        jitter = [i + 0.25 * math.sin(7.1 * k) for k in range(len(shown))]
-        colors = ["tab:red" if math.isinf(v) else "tab:blue" for v in values]
-        ax.scatter(jitter, shown, s=9, c=colors, alpha=0.5, lw=0)
-        if finite_here := [v for v in values if math.isfinite(v)]:
-            ax.boxplot([finite_here], positions=[i], widths=0.55, showfliers=False)
-        ax.annotate(f"hit {_pct(s.hit_rate)}\nnone {_pct(s.no_suggestion_rate)}", (i, top),
-                    ha="center", va="bottom", fontsize=7)  # fmt: skip
-    ax.axhline(HIT, color="tab:green", ls="--", lw=1, label=f"hit: within {HIT}x")
-    ax.axhline(1.0, color="0.5", lw=0.8)
-    ax.set_yscale("log")
-    ax.set_ylim(top=top * 2.5)
-    ax.set_xticks(range(len(summaries)), [s.rule for s in summaries], rotation=30, ha="right")
-    ax.set_ylabel("regret: final loss / best grid loss (log; red = diverged, at the top)")
-    ax.set_title(f"Where each rule's LR landed, over {len(records)} problem-seeds (best first)")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(True, axis="y", which="both", alpha=0.3)
+def plot(records: list[ProblemSeed], path: Path, peers: set[str]) -> Path:
+    """``study.png``: the performance profiles, and each method's hit rate against its cost."""
+    summaries = ranking(records, peers)
+    shown = shown_methods(summaries)
+    fig = Figure(figsize=(13, 5.5))
+    left, right = fig.subplots(1, 2)
+    styles = {"search": ("tab:red", "-", 2.5), "grid": ("0.35", "--", 1.5),
+              "peer": (None, ":", 1.8), "rule": (None, "-", 1.2)}  # fmt: skip
+    for s in (s for s in summaries if s.method in shown):
+        color, ls, lw = styles[s.kind]
+        left.plot([1.0, *TAUS], [0.0, *s.profile], ls=ls, lw=lw, color=color, marker=".",
+                  label=f"{s.method} ({_pct(s.hit_rate)})")  # fmt: skip
+        low, high = s.hit_ci
+        right.errorbar([s.cost], [s.hit_rate], yerr=[[s.hit_rate - low], [high - s.hit_rate]],
+                       fmt="o", color=color or "tab:blue", capsize=3)  # fmt: skip
+        right.annotate(s.method, (s.cost, s.hit_rate), xytext=(5, 3),
+                       textcoords="offset points", fontsize=8)  # fmt: skip
+    left.axvline(HIT, color="tab:green", ls="--", lw=1)
+    left.set_xscale("log")
+    left.set_xlabel("regret threshold (final value / oracle's; log)")
+    left.set_ylabel("share of problem-seeds within it")
+    left.set_title(f"Performance profiles over {len(records)} problem-seeds")
+    left.legend(fontsize=7, loc="lower right")
+    left.grid(True, which="both", alpha=0.3)
+    right.axhline(0.9, color="tab:green", ls="--", lw=1, label="90% of problems")
+    right.axvline(0.1, color="0.5", ls=":", lw=1, label="a tenth of a 13-LR grid")
+    right.set_xscale("symlog", linthresh=0.01)  # LR-free optimizers choose for free: 0
+    right.set_xlabel(
+        "cost to choose: training steps besides the answer's, of a 13-LR grid (median)"
+    )
+    right.set_ylabel(f"hit rate (within {HIT}x), 95% interval")
+    right.set_title("Right how often, at what cost")
+    right.legend(fontsize=8, loc="lower right")
+    right.grid(True, which="both", alpha=0.3)
     return save_png(fig, path)
 
 
@@ -187,17 +207,15 @@ def _jsonable(value: Any) -> Any:
 
 def write_study(root: Path, records: list[ProblemSeed], meta: dict[str, Any]) -> list[Path]:
     """Write the three files into the study folder (atomically); return them."""
-    summaries = ranking(records)
+    peers = set(meta.get("peers", []))
     data = {
         **meta,
         "hit": HIT,
-        "ranking": [asdict(s) for s in summaries],
-        "families": {
-            axis: {value: [asdict(s) for s in ss] for value, ss in values.items()}
-            for axis, values in by_family(records).items()
-        },  # fmt: skip
-        "records": [asdict(r) for r in records],
+        "taus": list(TAUS),
+        "ranking": [asdict(s) for s in ranking(records, peers)],
+        "families": {f: [asdict(s) for s in ss] for f, ss in by_family(records, peers).items()},
+        "records": [asdict(r) for r in records],  # every race, every answer's trial
     }
     json_path = atomic_write(root / "study.json", json.dumps(_jsonable(data), indent=1) + "\n")
     md_path = atomic_write(root / "study.md", markdown(records, meta))
-    return [json_path, md_path, plot(records, root / "study.png")]
+    return [json_path, md_path, plot(records, root / "study.png", peers)]

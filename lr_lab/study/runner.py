@@ -149,7 +149,8 @@ def collect(root: Path, study: list[Problem]) -> list:
     for problem in study:
         run_dir = root / "runs" / problem.name
         results = read_results(run_dir)
-        records += problem_seeds(results, problem.name, f"runs/{problem.name}", problem.families)
+        records += problem_seeds(results, problem.name, f"runs/{problem.name}", problem.family,
+                                 problem.families)  # fmt: skip
     return records
 
 
@@ -254,11 +255,11 @@ def _main(argv: list[str], console) -> int:  # noqa: ANN001
             files = [root / name for name in FILES]
         else:
             files = write_study(root, records, _meta(cfg, len(study), session.save("complete")))
-    from lr_lab.study.report import rule_table
+    from lr_lab.study.report import ranking_table
     from lr_lab.study.stats import ranking
 
     console.line()
-    console.line("\n".join(rule_table(ranking(records))))
+    console.line("\n".join(ranking_table(ranking(records, set(cfg.peers)))))
     console.line(f"\nStudy folder: {root}  ({', '.join(p.name for p in files)}, runs/)")
     return 0
 
@@ -273,4 +274,5 @@ def _meta(cfg: StudyConfig, n_problems: int, sessions: list[dict[str, Any]]) -> 
     return {"date": sessions[0]["started"][:10], "lr_lab": __version__,
             "lightning": lightning.__version__, "torch": torch.__version__,
             "problems": n_problems, "seeds": cfg.seeds, "grid": grid_lrs(cfg.grid),
+            "peers": list(cfg.peers),
             "wall_s": round(sum(s["wall_s"] for s in sessions), 1), "sessions": sessions}  # fmt: skip

@@ -36,13 +36,14 @@ class ContractCheck(L.Callback):
     """Stops a user module's trial, with one line, where it breaks the lab's contract.
 
     Args:
-        lr: The trial's learning rate, set on the module's LR attribute.
+        lr: The trial's learning rate, set on the module's LR attribute (None: a baseline's
+            optimizer, which has its own).
         attribute: That attribute's name (``lr``, ``learning_rate``, ``hparams.lr``, ...).
         metric: The validation metric the module must log.
         init_keys: The ``state_dict`` keys of ``init.ckpt``.
     """
 
-    def __init__(self, lr: float, attribute: str, metric: str, init_keys: set[str]):
+    def __init__(self, lr: float | None, attribute: str, metric: str, init_keys: set[str]):
         self.lr, self.attribute, self.metric, self.init_keys = lr, attribute, metric, init_keys
 
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
@@ -58,10 +59,10 @@ class ContractCheck(L.Callback):
         if not groups:  # None gives Lightning's stand-in optimizer, with no parameters
             raise ContractError(f"{name}.configure_optimizers returned no optimizer")
         seen = [group[k] for group in groups for k in _LR_KEYS if _is_number(group.get(k))]
-        if not any(math.isclose(v, self.lr, rel_tol=1e-6) for v in seen):
+        if self.lr is not None and not any(math.isclose(v, self.lr, rel_tol=1e-6) for v in seen):
             raise ContractError(
                 f"{name}.configure_optimizers did not use the learning rate lr_lab set "
-                f"({self.attribute} = {self.lr:g}; the optimizer has lr {groups[0]['lr']:g}): build "
+                f"({self.attribute} = {self.lr:g}; the optimizer has lr {groups[0].get('lr', 'none')}): build "
                 f"the optimizer with lr=self.{self.attribute}"
             )
 

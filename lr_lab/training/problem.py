@@ -177,6 +177,7 @@ class TrialSpec:
         stop_epochs: Stop after this many epochs, the schedule kept the full budget's (a race
             trial: the first epochs of the full trial at its LR); None: the full budget.
         rung: A race trial's rung.
+        optimizer: A baseline's LR-free optimizer (``prodigy``, ...) in place of the module's.
     """
 
     name: str
@@ -191,6 +192,7 @@ class TrialSpec:
     threads: int = 1
     stop_epochs: int | None = None
     rung: int | None = None
+    optimizer: str | None = None
 
     @property
     def key(self) -> str:

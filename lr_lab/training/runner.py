@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import lightning as L
 
 from lr_lab.analysis.records import TrialResult
 from lr_lab.errors import ContractError
+from lr_lab.training.baselines import ScheduleFreeModes, swap_optimizer
 from lr_lab.training.chunked import STEPS_PER_CALL, TrialModule
 from lr_lab.training.contract import ContractCheck, contract_error
 from lr_lab.training.divergence import DivergenceGuard
@@ -40,18 +42,21 @@ def log_stride(fit: FitSettings, steps_per_epoch: int) -> int:
     return max(1, math.ceil(total / MAX_STEP_POINTS))
 
 
-def run_trial(spec: TrialSpec) -> TrialResult:
+def run_trial(spec: TrialSpec, callbacks: list[L.Callback] | None = None) -> TrialResult:
     """Train one learning rate from the seed's initial checkpoint.
 
     Args:
         spec: What to train.
+        callbacks: Observers of this fit (a tuner's :class:`EpochReport`; Lightning's own loop
+            runs, as for a user's module).
 
     Returns:
         The losses per epoch, divergence, timings and the hashes of the starting weights and data.
     """
     problem, fit = spec.problem, spec.fit
-    if not (problem.builtin and fit.plain_trainer):  # clipping, accumulation: Lightning's own loop
-        return _run_user_trial(spec)
+    # Clipping, accumulation, another optimizer: Lightning's own loop, as for any module.
+    if not (problem.builtin and fit.plain_trainer) or spec.optimizer or callbacks:
+        return _run_user_trial(spec, callbacks)
     datamodule = problem.make_data(spec.seed, steps_per_call=STEPS_PER_CALL)
     module = TrialModule(
         divergence_factor=fit.divergence_factor, lr=spec.lr, **asdict(problem.builtin_model)
@@ -63,9 +68,13 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     return fit_and_collect([spec], module, datamodule, recorder, init_sha)[0]
 
 
-def _run_user_trial(spec: TrialSpec) -> TrialResult:
+def _run_user_trial(spec: TrialSpec, callbacks: list[L.Callback] | None = None) -> TrialResult:
     problem, fit = spec.problem, spec.fit
     module = problem.make_model(spec.lr)
+    dropped, extra = (lambda: False), []
+    if spec.optimizer:  # a baseline: the module's parameters, an LR-free optimizer
+        dropped = swap_optimizer(module, spec.optimizer)
+        extra.append(ScheduleFreeModes())
     init_sha = load_initial_state(Path(spec.init_path), module)
     apply_threads(spec.threads)
     L.seed_everything(spec.seed, verbose=False)
@@ -73,20 +82,44 @@ def _run_user_trial(spec: TrialSpec) -> TrialResult:
     guard = DivergenceGuard(1, fit.divergence_factor)
     recorder = LossRecorder([str(spec.run_dir)], guard, fit.metric)
     attribute = lr_attribute(module) or "lr"
-    check = ContractCheck(spec.lr, attribute, fit.metric, set(module.state_dict()))
+    lr = None if spec.optimizer else spec.lr  # a baseline's optimizer has its own LR
+    check = ContractCheck(lr, attribute, fit.metric, set(module.state_dict()))
     L.seed_everything(spec.seed, verbose=False)
     try:
-        (result,) = fit_and_collect([spec], module, datamodule, recorder, init_sha, [check])
+        (result,) = fit_and_collect([spec], module, datamodule, recorder, init_sha,
+                                    [check, *extra], callbacks)  # fmt: skip
     except Exception as err:
         if (broken := contract_error(module, err)) is None:
             raise
         raise broken from err
+    if dropped():
+        result.note = "the module's scheduler dropped"
     if result.steps == 0:
         raise ContractError(
             f"{type(datamodule).__qualname__}.train_dataloader() gave no batches (drop_last with "
             f"a batch_size larger than the data?)"
         )
     return result
+
+
+class EpochReport(L.Callback):
+    """Hands each epoch's metric, as the trial records it, to ``report``; stops when it says so.
+
+    A tuner's pruning (Optuna's ``trial.report`` / ``should_prune``) sees exactly the numbers of
+    the trial's record, so a resumed run can replay its decisions from ``results.json``.
+    """
+
+    def __init__(self, report: Callable[[int, float], bool]):
+        self.report, self.seen, self.stopped = report, 0, False
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Report the epoch the recorder just closed (none when it diverged)."""
+        recorder = next(c for c in trainer.callbacks if isinstance(c, LossRecorder))
+        history = recorder.val_loss[0] or recorder.train_loss[0]
+        if len(history) > self.seen:
+            self.seen = len(history)
+            if self.report(self.seen - 1, history[-1]):
+                trainer.should_stop = self.stopped = True
 
 
 class StopAfterEpochs(L.Callback):
@@ -112,6 +145,7 @@ def fit_and_collect(
     recorder: LossRecorder,
     init_sha: str,
     checks: list[L.Callback] | None = None,
+    observers: list[L.Callback] | None = None,
 ) -> list[TrialResult]:
     """Fit ``module`` (one trial, or one stacked copy per spec) and return one result per spec.
 
@@ -121,7 +155,9 @@ def fit_and_collect(
         datamodule: The seed's data.
         recorder: The observer (its guard is the module's, for a lab module).
         init_sha: The sha256 of the weights every copy started from.
-        checks: More callbacks (a user module's :class:`~lr_lab.contract.ContractCheck`).
+        checks: Callbacks before the recorder (a user module's
+            :class:`~lr_lab.contract.ContractCheck`).
+        observers: Callbacks after it, which read what it recorded (:class:`EpochReport`).
 
     Returns:
         The results; a shared wall time is split evenly between the specs.
@@ -133,7 +169,7 @@ def fit_and_collect(
         fit.trainer,
         root_dir=Path(specs[0].log_dir),
         # Every callback costs on every hook of every step: the progress line only on a terminal.
-        callbacks=[*(checks or []), recorder, *stop]
+        callbacks=[*(checks or []), recorder, *(observers or []), *stop]
         + ([EpochProgress(label)] if sys.stderr is not None and sys.stderr.isatty() else []),
         max_epochs=fit.max_epochs,
         max_steps=fit.max_steps,
@@ -158,6 +194,7 @@ def fit_and_collect(
             rules=list(spec.rules),
             rung=spec.rung,
             stop_epochs=spec.stop_epochs,
+            optimizer=spec.optimizer or "",
             init_sha256=init_sha,
             steps=steps[k],
             global_step=trainer.global_step,
