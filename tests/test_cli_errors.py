@@ -293,4 +293,4 @@ def test_an_empty_config_means_the_defaults(tmp_path, content, capsys):
     path = tmp_path / "empty.yaml"
     path.write_text(content)
     assert main(["--config", str(path), "--print_config"]) == 0
-    assert "lrs: [0.01, 0.5, 0.0001]" in capsys.readouterr().out
+    assert "lrs: [0.01, 1.0, 0.0001]" in capsys.readouterr().out

@@ -16,6 +16,7 @@ from lr_lab.config.files import DEFAULT_CONFIG
 from lr_lab.config.parse import load
 from lr_lab.config.schema import ExperimentConfig
 from tests.conftest import TINY_ARGS, only_run_dir
+from tests.test_run_folder import run_cli
 from tests.tb import declared_metrics, hparams_of, plugin_tags, scalars
 
 # Experiment configs (study.yaml is the rule study's: tests/test_study.py checks it).
@@ -211,7 +212,7 @@ def test_default_yaml_is_the_dataclass_defaults():
 def test_print_config(capsys):
     assert main(["--print_config", "--trials.max_epochs", "4"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["trials"]["max_epochs"] == 4 and printed["trials"]["lrs"] == [0.01, 0.5, 0.0001]
+    assert printed["trials"]["max_epochs"] == 4 and printed["trials"]["lrs"] == [0.01, 1.0, 0.0001]
     # Checked as a run would be: a value a run refuses is not printed as if it were usable.
     assert main(["--print_config", "--trials.max_epochs", "0"]) == 2
     assert "trials.max_epochs = 0" in capsys.readouterr().err
@@ -358,3 +359,17 @@ def test_the_wheel_runs_bundled_configs_outside_the_checkout(tmp_path):
     run = subprocess.run([sys.executable, "-m", "lr_lab.cli", "--config", "sweep", "--print_config"],
                          cwd=work, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0 and "seeds: [0, 1, 2]" in run.stdout, run.stderr
+
+
+@pytest.mark.slow
+def test_the_default_run_is_the_three_lr_lesson(tmp_path):
+    # README, "What it prints": one LR converges, one blows up, one crawls; Lightning's
+    # suggestion trains badly; the search's verified LR ranks at the top.
+    code, _, err = run_cli(["--out", str(tmp_path)])
+    assert code == 0, err
+    res = json.loads((only_run_dir(tmp_path) / "results.json").read_text())
+    verdicts = {t["lr"]: t["verdict"] for t in res["trials"] if t["role"] == "fixed"}
+    assert verdicts == {0.01: "good", 1.0: "diverged", 0.0001: "slow"}
+    rows = {r["label"]: r for r in res["comparison"]["rows"]}
+    assert rows["lightning"]["ratio_to_best_fixed"] > 100
+    assert rows["search"]["rank"] <= 2 and rows["search"]["ratio_to_best_fixed"] < 1

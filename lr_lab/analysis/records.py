@@ -122,7 +122,7 @@ class SearchResult:
 
     seed: int
     rules: dict[str, float | None] = field(default_factory=dict)  # the trusted rules' LRs
-    anchor: float | None = None  # their geometric median (None: the fallback bracket)
+    anchor: float | None = None  # their geometric mean (None: the fallback bracket)
     fallback: str = ""  # why the coarse bracket stood in
     candidates: list[float] = field(default_factory=list)
     rungs: list[RungResult] = field(default_factory=list)

@@ -86,7 +86,7 @@ def _builtin(path: str) -> ClassConfig:
 class TrialsConfig:
     """The fixed-learning-rate trials, and how they are run."""
 
-    lrs: list[float] = field(default_factory=lambda: [0.01, 0.5, 0.0001])
+    lrs: list[float] = field(default_factory=lambda: [0.01, 1.0, 0.0001])
     """Learning rates to train at, each from the same initial checkpoint."""
     max_epochs: int = 10
     """Epochs per trial."""

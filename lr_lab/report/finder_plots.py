@@ -23,6 +23,7 @@ from lr_lab.report.plots import (
     VERDICT_COLORS,
     Axis,
     distinct_rows,
+    lr_free,
     save_png,
 )
 from lr_lab.report.table import fmt, loss_text
@@ -143,6 +144,8 @@ def plot_lr_sweep(results: RunResults, path: Path) -> Path:
             ax.fill_between(xs, axis.values([r.spread[0] for r in segment]),
                             axis.values([r.spread[1] for r in segment]), color="0.5", alpha=0.15)  # fmt: skip
     for row in distinct_rows(results):
+        if lr_free(row):  # an LR-free optimizer has no LR to plot at (the table ranks it)
+            continue
         color = VERDICT_COLORS.get(row.verdict, "0.3")
         for name in row.trial_names:
             t: TrialResult = by_key[name]
@@ -157,7 +160,7 @@ def plot_lr_sweep(results: RunResults, path: Path) -> Path:
     for verdict, color in VERDICT_COLORS.items():
         if verdict != "diverged" and any(r.verdict == verdict for r in comp.rows):
             extra.append((Line2D([], [], color=color, marker="o", ls=""), verdict))
-    extra.append((Line2D([], [], color="0.3", marker="D", ls=""), "finder-check trial"))
+    extra.append((Line2D([], [], color="0.3", marker="D", ls=""), "a rule's, the search's or Optuna's trial"))
     if any(t.diverged for t in results.trials):
         marker = Line2D([], [], color="tab:red", marker="x", ls="")
         extra.append((marker, "diverged (drawn at the top)"))

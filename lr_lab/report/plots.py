@@ -81,18 +81,28 @@ class Axis:
 
 
 def distinct_rows(results: RunResults) -> list[Row]:
-    """The rows that trained something, once per set of trials (rules may share one), by LR."""
+    """The rows that trained something, once per set of trials (rules may share one), by LR.
+
+    The LR-free optimizers come last: their "LR" is their own.
+    """
     seen, rows = set(), []
     for row in results.comparison.rows:
         key = tuple(row.trial_names)
         if key and key not in seen:
             seen.add(key)
             rows.append(row)
-    return sorted(rows, key=lambda r: r.lr)
+    return sorted(rows, key=lambda r: (lr_free(r), r.lr))
+
+
+def lr_free(row: Row) -> bool:
+    """Whether the row is an LR-free optimizer's (a peer other than Optuna)."""
+    return row.source == "baseline" and row.label != "optuna"
 
 
 def _row_label(row: Row) -> str:
     rank = f"#{row.rank} " if row.rank else ""
+    if lr_free(row):
+        return f"{rank}{row.label}, LR-free ({row.verdict})"
     who = "" if row.source == "grid" else f" {'+'.join(row.group)}"
     return f"{rank}lr={fmt(row.lr, 3)}{who} ({row.verdict})"
 
@@ -131,7 +141,7 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
             length = min(len(c) for c in curves)
             columns = [axis.values([c[e] for c in curves]) for e in range(length)]
             epochs = list(range(1, length + 1))
-            style = "-" if row.source == "grid" else "--"
+            style = "-" if row.source == "grid" else (":" if lr_free(row) else "--")
             mean = [statistics.fmean(col) for col in columns]
             ax.plot(epochs, mean, style, color=color, marker="o", ms=3, label=_row_label(row))
             if len(curves) > 1:

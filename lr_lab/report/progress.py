@@ -15,14 +15,26 @@ def describe_finder(finder: FinderResult) -> str:
 
 def describe_search(search: SearchResult) -> str:
     """One line: the bracket, each rung's survivors, the winner, the steps it cost."""
-    where = (f"around {search.anchor:.3g} (the trusted rules' median)" if search.anchor
+    where = (f"around {search.anchor:.3g} (the trusted rules' geometric mean)" if search.anchor
              else f"coarse bracket ({search.fallback})")  # fmt: skip
     rungs = "; ".join(
-        f"{len(r.lrs)} LRs x {r.epochs} epochs -> {', '.join(f'{lr:.3g}' for lr in r.kept) or 'none'}"
+        f"{rung_text(r.lrs, r.epochs)} -> "
+        + (
+            "undecided, all go on"
+            if r.extended
+            else ", ".join(f"{lr:.3g}" for lr in r.kept) or "none"
+        )
         for r in search.rungs
     )
     won = f"LR {search.lr:.3g}" if search.lr else f"no winner ({search.fallback})"
     return f"{len(search.candidates)} candidates {where}; {rungs}; {won}, {search.steps} steps"
+
+
+def rung_text(lrs: list[float], epochs: int) -> str:
+    """``6 LRs x 1 epoch``."""
+    return (
+        f"{len(lrs)} LR{'s' if len(lrs) != 1 else ''} x {epochs} epoch{'s' if epochs != 1 else ''}"
+    )
 
 
 def describe_optuna(optuna: BaselineResult) -> str:

@@ -17,6 +17,7 @@ from lr_lab.analysis.recommendation import (
     Recommendation,
 )
 from lr_lab.analysis.results import RunResults
+from lr_lab.report.progress import rung_text
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -157,22 +158,28 @@ def _where(rec: Recommendation) -> str:
 
 def _search_sentence(results: RunResults, rec: Recommendation, metric: str) -> str:
     """The search's answer: the LR, its verified metric, what it cost, how often it is right."""
-    races = results.searches
-    raced = sorted({len(s.candidates) for s in races})
-    epochs = sorted({r.epochs for s in races for r in s.rungs})
+    race = min(results.searches, key=lambda s: s.seed)
+    rungs = ", then ".join(rung_text(r.lrs, r.epochs) for r in race.rungs) or "no race"
     share = rec.search_steps / rec.grid_steps if rec.grid_steps else None
     trust = (
         f"; lr_lab's study found the search within 1.5x of the best grid LR on "
-        f'{100 * rec.study_hit_rate:.0f}% of {SEARCH_STUDY_SIZE} problem-seeds (README, "The search")'
+        f'{100 * rec.study_hit_rate:.0f}% of {SEARCH_STUDY_SIZE} problem-seeds (README, "Which '
+        f'approach to use")'
         if rec.study_hit_rate is not None
+        else ""
+    )
+    seeds = (
+        f" (seed {race.seed}; every seed's race is in results.json)"
+        if len(results.searches) > 1
         else ""
     )
     return (
         f"Recommendation: LR {_where(rec)}, verified: trained to the full budget it reached "
-        f"{metric} {fmt(rec.loss)} (rank {rec.rank}). The search raced "
-        f"{'/'.join(map(str, raced))} LRs around the finder's trusted rules for "
-        f"{'/'.join(map(str, epochs))} epochs and kept the best; it cost {rec.search_steps:,} "
-        f"training steps" + (f", {100 * share:.0f}% of a 13-LR grid" if share else "") + trust + "."
+        f"{metric} {fmt(rec.loss)} (rank {rec.rank}). The search raced LRs around the finder's "
+        f"trusted rules ({rungs}){seeds}; choosing cost {rec.search_steps:,} training steps"
+        + (f", {100 * share:.0f}% of a 13-LR grid" if share else "")
+        + trust
+        + "."
     )
 
 
