@@ -186,7 +186,9 @@ def test_tensorboard_runs_sort_by_lr_and_hparams_show_what_differs(tiny_run):
         if t["role"] == "finder_check":
             expected = "rule " + "+".join(t["rules"])
         elif t["role"] == "race":
-            expected = f"race rung {t['rung']} ({t['stop_epochs']} epochs)"
+            n = t["stop_epochs"]
+            budget = f"{n} epoch{'' if n == 1 else 's'}" if n else "the full budget"
+            expected = f"race rung {t['rung']} ({budget})"
         assert params["from"] == expected
         assert params["seed"] == "0" and params["experiment"] == run_dir.name
         assert params["lr"] == pytest.approx(t["lr"]) and params["verdict"] == t["verdict"]

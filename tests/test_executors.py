@@ -147,6 +147,14 @@ def test_one_trial_per_gpu(tmp_path, inline_runs):
     args = [*args_of("builtin"), "--trials.executor", "processes", "--trainer.accelerator", "gpu"]
     code, _, err = run_cli([*args, "--out", str(tmp_path)])
     assert code == 0, err
+    res = json.loads((only_run_dir(tmp_path) / "results.json").read_text())
+    assert res["status"] == "complete" and not res["pending"]
+    # Every trial trained (on a GPU: the same numbers as on the CPU, to float32's tolerance).
+    cpu = {t["name"]: t for t in inline_runs["builtin"]["trials"]}
+    assert {t["name"] for t in res["trials"]} == set(cpu)
+    for trial in res["trials"]:
+        if not trial["diverged"]:
+            assert trial["val_loss"] == pytest.approx(cpu[trial["name"]]["val_loss"], rel=1e-3)
 
 
 def test_threads_are_decided_once_from_the_config_and_recorded(monkeypatch, inline_runs):

@@ -8,7 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 
@@ -17,7 +16,7 @@ from lr_lab.config.baselines import OPTIMIZERS
 from lr_lab.errors import ResultsError, UsageError
 from lr_lab.training.baselines import ScheduleFreeModes
 from tests.conftest import only_run_dir
-from tests.user_modules import TinyData, TinyNet
+from tests.test_user_modules import replay
 
 # pip install -e ".[peers]" (CI installs it): the optimizers and Optuna the peers train with
 pytest.importorskip("optuna")
@@ -40,34 +39,6 @@ def peers_run(tmp_path_factory) -> tuple[Path, dict]:
     return run_dir, json.loads((run_dir / "results.json").read_text())
 
 
-def replay(run_dir: Path, trial: dict, epochs: int) -> tuple[list[float], list[float]]:
-    """The README's recipe for a baseline: the module from init.ckpt, the optimizer's class at
-    its defaults over the module's parameters, plain Lightning (and Schedule-Free's modes)."""
-    module = TinyNet(hidden=8)
-    state = torch.load(run_dir / f"seed{trial['seed']}/init.ckpt", weights_only=True)
-    module.load_state_dict(state["state_dict"])
-    package, name, _ = OPTIMIZERS[trial["optimizer"]]
-    optimizer = getattr(importlib.import_module(package), name)
-    module.configure_optimizers = lambda: optimizer(module.parameters())
-    L.seed_everything(trial["seed"])
-    datamodule = TinyData()
-    L.seed_everything(trial["seed"])
-    train, val = [], []
-
-    class Epochs(L.Callback):
-        def on_train_epoch_end(self, trainer, pl_module):
-            train.append(float(trainer.callback_metrics["train_loss"]))
-            val.append(float(trainer.callback_metrics["val_loss"]))
-
-    trainer = L.Trainer(
-        max_epochs=epochs, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[ScheduleFreeModes(), Epochs()],
-    )  # fmt: skip
-    trainer.fit(module, datamodule=datamodule)
-    return train, val
-
-
 def test_each_lr_free_optimizer_trains_from_init_ckpt_and_replays_by_hand(peers_run):
     run_dir, res = peers_run
     trials = {t["optimizer"]: t for t in res["trials"] if t["role"] == "baseline"}
@@ -77,7 +48,12 @@ def test_each_lr_free_optimizer_trains_from_init_ckpt_and_replays_by_hand(peers_
         assert trial["name"] == f"baseline_{name}" and trial["init_sha256"] == sha
         # TinyNet's StepLR is dropped: the optimizer's own step size is the point.
         assert trial["note"] == "the module's scheduler dropped"
-        train, val = replay(run_dir, trial, epochs=4)
+        package, cls, _ = OPTIMIZERS[name]
+        optimizer = getattr(importlib.import_module(package), cls)
+        # The README's recipe: only configure_optimizers changes (and Schedule-Free's modes).
+        train, val = replay(
+            run_dir, trial, 4, optimizer=optimizer, callbacks=(ScheduleFreeModes(),)
+        )
         n = len(trial["val_loss"])
         assert n == 4 or trial["diverged"], name
         torch.testing.assert_close(torch.tensor(val[:n]), torch.tensor(trial["val_loss"]),

@@ -156,10 +156,11 @@ def test_a_killed_lab_leaves_no_ray_process_and_no_folder(tmp_path):
     nothing_left(folder, before, seconds=5)
 
 
-def test_a_private_ray_folder_left_behind_is_swept_at_the_next_start(tmp_path):
-    # The janitor killed as well (say, by the OOM killer): the next start removes the folder
-    # and what still runs from it, and leaves a folder in use, or one not the lab's, alone.
-    from lr_lab.executors.ray import LOCK, SESSION_PREFIX, _remove_stale
+def test_a_private_ray_folder_left_behind_is_swept_at_the_next_start(tmp_path, monkeypatch):
+    # Its janitor killed as well (say, by the OOM killer): the next start removes the folder and
+    # what still runs from it, and leaves alone a folder in use, or one that is not the lab's.
+    from lr_lab.executors.ray_folder import LOCK, SESSION_PREFIX
+    from lr_lab.executors.ray_folder import private_folder as _private_folder
 
     def session(name: str) -> tuple[Path, subprocess.Popen]:
         folder = tmp_path / f"{SESSION_PREFIX}{name}"
@@ -168,6 +169,7 @@ def test_a_private_ray_folder_left_behind_is_swept_at_the_next_start(tmp_path):
         with open(folder / "logs" / "worker.out", "w") as log:  # a Ray worker, say
             return folder, subprocess.Popen(["sleep", "60"], stdout=log)
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     stale, orphan = session("999999_stale")
     live, neighbour = session(f"{os.getpid()}_live")
     other = tmp_path / f"{SESSION_PREFIX}unlocked"
@@ -175,9 +177,11 @@ def test_a_private_ray_folder_left_behind_is_swept_at_the_next_start(tmp_path):
     try:
         with open(live / LOCK, "rb") as held:
             fcntl.flock(held, fcntl.LOCK_EX)  # a run using it
-            _remove_stale(str(tmp_path))
-            assert not stale.exists() and orphan.wait(timeout=5) == -signal.SIGKILL
-            assert live.exists() and neighbour.poll() is None and other.exists()
+            with _private_folder() as mine:
+                assert not stale.exists() and orphan.wait(timeout=5) == -signal.SIGKILL
+                assert live.exists() and neighbour.poll() is None and other.exists()
+                assert Path(mine).parent == tmp_path and (Path(mine) / LOCK).exists()
+        assert not Path(mine).exists() and live.exists()
     finally:
         neighbour.kill()
         neighbour.wait()

@@ -198,6 +198,12 @@ def test_every_problem_of_the_bundled_study_is_valid(quick, tmp_path):
 def test_the_quick_study_from_the_bundled_config(tmp_path):
     code, printed = run_study(["--quick", "--out", str(tmp_path)])
     assert code == 0 and "| `lightning` |" in printed
+    (root,) = tmp_path.iterdir()
+    ranking = {s["method"]: s for s in json.loads((root / "study.json").read_text())["ranking"]}
+    # The search beside every kind of peer, each with its hit rate and its cost in steps.
+    for method in ("search", "prodigy", "dadapt_adam", "schedulefree_adamw", "cocob", "optuna"):
+        assert ranking[method]["n"] == 10 and 0 <= ranking[method]["hit_rate"] <= 1
+        assert ranking[method]["steps"] > 0 and "cost" in ranking[method]
 
 
 def test_a_resumed_study_keeps_the_config_it_started_with(tiny_study, tmp_path):

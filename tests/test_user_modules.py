@@ -58,13 +58,17 @@ def test_user_module_runs_end_to_end_on_the_same_footing(user_run):
         assert (run_dir / png).stat().st_size > 10_000
 
 
-def replay(run_dir: Path, trial: dict, epochs: int, seed: int | None = None):
-    """The README's recipe: the trial again, with plain Lightning from init.ckpt."""
+def replay(run_dir: Path, trial: dict, epochs: int, seed: int | None = None,
+           optimizer: type | None = None, callbacks: tuple = ()):  # fmt: skip
+    """The README's recipe: the trial again, with plain Lightning from init.ckpt (a baseline:
+    ``optimizer`` at its defaults over the module's parameters, with its ``callbacks``)."""
     seed = trial["seed"] if seed is None else seed
     module = TinyNet(hidden=8)
     state = torch.load(run_dir / f"seed{trial['seed']}/init.ckpt", weights_only=True)
     module.load_state_dict(state["state_dict"])
     module.lr = trial["lr"]
+    if optimizer is not None:
+        module.configure_optimizers = lambda: optimizer(module.parameters())
     L.seed_everything(seed)
     datamodule = TinyData()
     L.seed_everything(seed)
@@ -77,7 +81,7 @@ def replay(run_dir: Path, trial: dict, epochs: int, seed: int | None = None):
 
     trainer = L.Trainer(
         max_epochs=epochs, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[Epochs()],
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[*callbacks, Epochs()],
     )  # fmt: skip
     trainer.fit(module, datamodule=datamodule)
     return train, val

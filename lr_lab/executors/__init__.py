@@ -12,9 +12,11 @@ Where a trial ran never changes its numbers: every executor calls the same
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from lr_lab import interrupt
 from lr_lab.analysis.records import TrialResult
@@ -87,6 +89,25 @@ def run_threads(trials: TrialsConfig, ray: RayConfig, n_params: int) -> int:
     return plan_threads(trials.threads, n_params, side_by_side)
 
 
+@contextlib.contextmanager
+def trial_session(trials: TrialsConfig, ray: RayConfig) -> Iterator[Any]:
+    """What a whole run's trials share: the Ray config, or for ``executor: ray`` one session.
+
+    The session starts Ray at the first trials (none for a run with nothing left to train) and
+    shuts it down at the end.
+    """
+    if trials.executor != "ray":
+        yield ray
+        return
+    from lr_lab.executors.ray import RaySession
+
+    session = RaySession(ray)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 def _one(spec: TrialSpec) -> TrialResult:
     interrupt.check()
     try:
@@ -99,13 +120,14 @@ def execute(
     specs: list[TrialSpec],
     how: Plan,
     on_result: OnResult,
-    ray: RayConfig | None = None,
+    ray: Any = None,
     say: Callable[[str], None] = lambda line: None,
 ) -> None:
     """Run ``specs`` as ``how`` says, handing each result to ``on_result`` as it finishes.
 
-    ``say`` gets one line when the plan changes on the way (objects that cannot reach worker
-    processes train here instead).
+    ``ray``: the run's :class:`~lr_lab.executors.ray.RaySession` (or a ``RayConfig`` for a
+    session of these specs alone). ``say`` gets one line when the plan changes on the way
+    (objects that cannot reach worker processes train here instead).
     """
     if not specs:
         return
@@ -121,7 +143,10 @@ def execute(
     if how.executor == "ray":
         from lr_lab.executors.ray import run_ray
 
-        run_ray(specs, ray or RayConfig(), on_result)
+        if hasattr(ray, "run"):  # the run's session: Ray and its workers are already up
+            ray.run(specs, on_result)
+        else:
+            run_ray(specs, ray or RayConfig(), on_result)
         return
     rest = specs
     if how.executor == "auto":

@@ -19,7 +19,7 @@ from lr_lab.analysis.results import RunResults, write_results
 from lr_lab.config.csv_file import file_sha256
 from lr_lab.config.schema import FINDER_RUN, ExperimentConfig
 from lr_lab.errors import DataError, TrialError
-from lr_lab.executors import execute, plan, run_threads
+from lr_lab.executors import execute, plan, run_threads, trial_session
 from lr_lab.experiment.initial_state import prepare_initial_state
 from lr_lab.experiment.peers import OPTUNA, baseline_records, baseline_trials, optuna_of_seed
 from lr_lab.experiment.plan import (
@@ -33,7 +33,13 @@ from lr_lab.experiment.plan import (
 from lr_lab.experiment.search import next_trials
 from lr_lab.experiment.trials import Planned, specs
 from lr_lab.finder.lr_find import clean_scratch, read_rules, run_finder
-from lr_lab.report.progress import describe_finder, describe_optuna, describe_search, trial_line
+from lr_lab.report.progress import (
+    describe_finder,
+    describe_optuna,
+    describe_search,
+    epochs,
+    trial_line,
+)
 from lr_lab.training.initial_state import read_initial_state
 from lr_lab.training.problem import FitSettings, Problem
 from lr_lab.training.runner import EpochReport, run_trial
@@ -97,9 +103,9 @@ def run_experiment(
             results.trials.append(result)
             results.pending.remove(result.key)
             write_results(run_dir, results)
-            progress(trial_line(result, count[0], len(todo), how.label))
+            progress(trial_line(result, count[0], len(todo), how.label, cfg.metric))
 
-        execute(todo, how, record, cfg.ray, progress)
+        execute(todo, how, record, ray, progress)
 
     def train_observed(planned: Planned, report: Callable[[int, float], bool]) -> TrialResult:
         """One trial here, its epochs reported as they end (Optuna's pruning needs its study)."""
@@ -115,75 +121,81 @@ def run_experiment(
             raise TrialError(spec.key, err) from err
         if observer.stopped:  # pruned: a partial curve, like a race trial's
             result.stop_epochs = observer.seen
-            result.note = f"pruned by Optuna after {observer.seen} epochs"
+            result.note = f"pruned by Optuna after {epochs(observer.seen)}"
+        elif result.diverged:
+            result.note = "diverged"
+        elif planned.epochs:  # the last trial Optuna's budget paid for
+            result.note = f"cut at the end of the budget, after {epochs(planned.epochs)}"
         results.trials.append(result)
         results.pending = plan_pending(cfg, results)
         write_results(run_dir, results)
         n = sum(t.role == OPTUNA and t.seed == planned.seed for t in results.trials)
-        progress(trial_line(result, n, None, OPTUNA))
+        progress(trial_line(result, n, None, OPTUNA, cfg.metric))
         return result
 
     # Records from before results.threads existed say it per trial and finder.
     threads = results.threads or next(
         (r.threads for r in [*results.trials, *results.finders]), None
     )
-    for seed in cfg.seed_list:
-        folder = seed_dir(run_dir, seed)
-        sha = prepare_initial_state(
-            problem, seed, folder, init_path, results.init_sha256.get(str(seed))
-        )
-        results.init_sha256[str(seed)] = sha
-        progress(f"seed {seed}: init.ckpt sha256 {sha[:12]}")
-        clean_scratch(folder)  # a finder killed mid-search leaves its scratch folder
-        if threads is None:  # once per run, from the model's size (trainer.plan_threads)
-            state = read_initial_state(folder / INIT_FILE)["state_dict"]
-            threads = run_threads(cfg.trials, cfg.ray, sum(t.numel() for t in state.values()))
-        results.threads = threads
-        run(fixed_trials(cfg, seed))
-        run(baseline_trials(cfg, seed))
-        peers = baseline_records(cfg, seed, results.trials)
-        results.baselines = [b for b in results.baselines if b.seed != seed or b.name == OPTUNA]
-        results.baselines += peers
-        if not cfg.finder.enabled:
-            continue
-        finder = next((f for f in results.finders if f.seed == seed), None)
-        if finder is None:
-            interrupt.check()
-            try:
-                finder = run_finder(
-                    problem, fit, cfg.finder, seed, folder / INIT_FILE, folder, threads
-                )
-            except (Exception, SystemExit) as err:
-                raise TrialError(f"seed{seed}/{FINDER_RUN}", err) from err
-            read_rules(cfg.finder, finder)
-            results.finders.append(finder)
-            results.pending = plan_pending(cfg, results)
-            write_results(run_dir, results)
-            progress(f"  finder: {describe_finder(finder)}")
-        if cfg.finder.verify:
-            run(check_trials(cfg, finder, results))
-        if searching(cfg):
-            while True:
-                seed_trials = [t for t in results.trials if t.seed == seed]
-                step, record = next_trials(cfg, finder, seed_trials, cfg.metric_mode)
-                if not step:
-                    break
-                results.pending = plan_pending(cfg, results)  # this rung's trials, named
+    # One Ray for the whole run (executor ray): its workers serve every step of every seed.
+    with trial_session(cfg.trials, cfg.ray) as ray:
+        for seed in cfg.seed_list:
+            folder = seed_dir(run_dir, seed)
+            sha = prepare_initial_state(
+                problem, seed, folder, init_path, results.init_sha256.get(str(seed))
+            )
+            results.init_sha256[str(seed)] = sha
+            progress(f"seed {seed}: init.ckpt sha256 {sha[:12]}")
+            clean_scratch(folder)  # a finder killed mid-search leaves its scratch folder
+            if threads is None:  # once per run, from the model's size (trainer.plan_threads)
+                state = read_initial_state(folder / INIT_FILE)["state_dict"]
+                threads = run_threads(cfg.trials, cfg.ray, sum(t.numel() for t in state.values()))
+            results.threads = threads
+            run(fixed_trials(cfg, seed))
+            run(baseline_trials(cfg, seed))
+            peers = baseline_records(cfg, seed, results.trials)
+            results.baselines = [b for b in results.baselines if b.seed != seed or b.name == OPTUNA]
+            results.baselines += peers
+            if not cfg.finder.enabled:
+                continue
+            finder = next((f for f in results.finders if f.seed == seed), None)
+            if finder is None:
+                interrupt.check()
+                try:
+                    finder = run_finder(
+                        problem, fit, cfg.finder, seed, folder / INIT_FILE, folder, threads
+                    )
+                except (Exception, SystemExit) as err:
+                    raise TrialError(f"seed{seed}/{FINDER_RUN}", err) from err
+                read_rules(cfg.finder, finder)
+                results.finders.append(finder)
+                results.pending = plan_pending(cfg, results)
                 write_results(run_dir, results)
-                run(step)
-            results.searches = [r for r in results.searches if r.seed != seed] + [record]
-            write_results(run_dir, results)
-            progress(f"  search: {describe_search(record)}")
-        if OPTUNA in cfg.baselines:  # replayed from the records, then continued
-            optuna, _ = optuna_of_seed(cfg, results, finder, train_observed)
-            if optuna is None:  # its budget is the search's, winner included
-                optuna = BaselineResult(seed, OPTUNA, trials=0, note="the search found no LR "
-                                        "(no budget to match)")  # fmt: skip
-            results.baselines = [b for b in results.baselines
-                                 if (b.seed, b.name) != (seed, OPTUNA)] + [optuna]  # fmt: skip
-            results.pending = plan_pending(cfg, results)
-            write_results(run_dir, results)
-            progress(f"  optuna: {describe_optuna(optuna)}")
+                progress(f"  finder: {describe_finder(finder)}")
+            if cfg.finder.verify:
+                run(check_trials(cfg, finder, results))
+            if searching(cfg):
+                while True:
+                    seed_trials = [t for t in results.trials if t.seed == seed]
+                    step, record = next_trials(cfg, finder, seed_trials, cfg.metric_mode)
+                    if not step:
+                        break
+                    results.pending = plan_pending(cfg, results)  # this rung's trials, named
+                    write_results(run_dir, results)
+                    run(step)
+                results.searches = [r for r in results.searches if r.seed != seed] + [record]
+                write_results(run_dir, results)
+                progress(f"  search: {describe_search(record)}")
+            if OPTUNA in cfg.baselines:  # replayed from the records, then continued
+                optuna, _ = optuna_of_seed(cfg, results, finder, train_observed)
+                if optuna is None:  # its budget is the search's, winner included
+                    optuna = BaselineResult(seed, OPTUNA, trials=0, note="the search found no LR "
+                                            "(no budget to match)")  # fmt: skip
+                results.baselines = [b for b in results.baselines
+                                     if (b.seed, b.name) != (seed, OPTUNA)] + [optuna]  # fmt: skip
+                results.pending = plan_pending(cfg, results)
+                write_results(run_dir, results)
+                progress(f"  optuna: {describe_optuna(optuna)}")
 
     results.comparison = compare(results, rule_names(cfg))
     results.wall_s += time.perf_counter() - start

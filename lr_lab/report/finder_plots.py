@@ -158,9 +158,13 @@ def plot_lr_sweep(results: RunResults, path: Path) -> Path:
     extra = [(Line2D([], [], color="0.45"), f"grid: mean final {comp.metric} over seeds"
               + (" (band: min..max)" if len(results.seeds) > 1 else ""))]  # fmt: skip
     for verdict, color in VERDICT_COLORS.items():
-        if verdict != "diverged" and any(r.verdict == verdict for r in comp.rows):
+        if verdict != "diverged" and any(
+            r.verdict == verdict for r in comp.rows if r.trial_names and not lr_free(r)
+        ):
             extra.append((Line2D([], [], color=color, marker="o", ls=""), verdict))
-    extra.append((Line2D([], [], color="0.3", marker="D", ls=""), "a rule's, the search's or Optuna's trial"))
+    extra.append(
+        (Line2D([], [], color="0.3", marker="D", ls=""), "a rule's, the search's or Optuna's trial")
+    )
     if any(t.diverged for t in results.trials):
         marker = Line2D([], [], color="tab:red", marker="x", ls="")
         extra.append((marker, "diverged (drawn at the top)"))

@@ -99,6 +99,24 @@ def lr_free(row: Row) -> bool:
     return row.source == "baseline" and row.label != "optuna"
 
 
+def row_colors(rows: list[Row]) -> list[Any]:
+    """A colour per row: the LR's place on a log scale, dark blue (small) to orange (large).
+
+    Neighbouring LRs look alike and the order reads off the colour; LR-free peers are greys.
+    """
+    scale = matplotlib.colormaps["plasma"]
+    logs = [math.log10(r.lr) for r in rows if not lr_free(r) and r.lr and r.lr > 0]
+    low, high = (min(logs), max(logs)) if logs else (0.0, 1.0)
+    free = iter(["0.15", "0.4", "0.6", "0.3", "0.5", "0.7"])
+    out = []
+    for row in rows:
+        if lr_free(row) or not (row.lr and row.lr > 0):
+            out.append(next(free, "0.5"))
+        else:  # plasma's last tenth is too pale to read on white
+            out.append(scale(0.88 * (math.log10(row.lr) - low) / ((high - low) or 1.0)))
+    return out
+
+
 def _row_label(row: Row) -> str:
     rank = f"#{row.rank} " if row.rank else ""
     if lr_free(row):
@@ -120,14 +138,13 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
     fig = Figure(figsize=(6 * len(panels) + 3.5, 5))
     axes = fig.subplots(1, len(panels), squeeze=False)
     rows = distinct_rows(results)
-    palette = matplotlib.colormaps["tab20" if len(rows) > 10 else "tab10"]
+    colors = row_colors(rows)
     for ax, key in zip(axes[0], panels):
         higher = key == "val_loss" and results.comparison.mode == "max"
         axis = Axis.of([v for t in results.trials if not t.diverged for v in getattr(t, key)],
                         higher)  # fmt: skip
         high = axis.top
-        for i, row in enumerate(rows):
-            color = palette(i % palette.N)
+        for row, color in zip(rows, colors):
             trials = [by_key[n] for n in row.trial_names if n in by_key]
             curves = [getattr(t, key) for t in trials if not t.diverged and getattr(t, key)]
             stops = {len(getattr(t, key)) + 1 for t in trials if t.diverged}  # the epoch it was in
@@ -143,7 +160,9 @@ def plot_loss_curves(results: RunResults, path: Path) -> Path:
             epochs = list(range(1, length + 1))
             style = "-" if row.source == "grid" else (":" if lr_free(row) else "--")
             mean = [statistics.fmean(col) for col in columns]
-            ax.plot(epochs, mean, style, color=color, marker="o", ms=3, label=_row_label(row))
+            best = row.rank == 1  # drawn thick and on top: the line the answer is about
+            ax.plot(epochs, mean, style, color=color, marker="o", ms=3, label=_row_label(row),
+                    lw=2.6 if best else 1.4, zorder=4 if best else 2)  # fmt: skip
             if len(curves) > 1:
                 ax.fill_between(epochs, [min(c) for c in columns], [max(c) for c in columns],
                                 color=color, alpha=0.15)  # fmt: skip

@@ -30,11 +30,14 @@ def describe_search(search: SearchResult) -> str:
     return f"{len(search.candidates)} candidates {where}; {rungs}; {won}, {search.steps} steps"
 
 
-def rung_text(lrs: list[float], epochs: int) -> str:
+def epochs(n: int) -> str:
+    """``1 epoch``, ``3 epochs``."""
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def rung_text(lrs: list[float], n_epochs: int) -> str:
     """``6 LRs x 1 epoch``."""
-    return (
-        f"{len(lrs)} LR{'s' if len(lrs) != 1 else ''} x {epochs} epoch{'s' if epochs != 1 else ''}"
-    )
+    return f"{len(lrs)} LR{'s' if len(lrs) != 1 else ''} x {epochs(n_epochs)}"
 
 
 def describe_optuna(optuna: BaselineResult) -> str:
@@ -43,7 +46,9 @@ def describe_optuna(optuna: BaselineResult) -> str:
     return f"{optuna.trials} trials; {best}; {optuna.steps} of {optuna.budget} steps"
 
 
-def trial_line(result: TrialResult, index: int, total: int | None, how: str) -> str:
+def trial_line(
+    result: TrialResult, index: int, total: int | None, how: str, metric: str = "val_loss"
+) -> str:
     """``[2/4] 020_lr=0.01   final loss 0.01827   0.08 s``: one finished trial.
 
     ``[2]`` without a total: of a number not known in advance (Optuna's).
@@ -55,9 +60,10 @@ def trial_line(result: TrialResult, index: int, total: int | None, how: str) -> 
     elif result.final_loss is None:
         outcome = "no epoch"
     else:
-        outcome = f"final loss {result.final_loss:.4g}"
+        name = metric if result.val_loss else "train loss"
+        outcome = f"final {name.replace('_', ' ')} {result.final_loss:.4g}"
     note = {"batched": f" (batched, {result.step_us:.0f} us/trial-step)", "processes": " (worker)",
             "ray": " (ray)"}.get(how, "")  # fmt: skip
     if result.note:
         note += f" ({result.note})"
-    return f"  [{count}] {result.name:<34} {outcome:<26} {result.wall_s:5.2f} s{note}"
+    return f"  [{count}] {result.name:<36} {outcome:<28} {result.wall_s:5.2f} s{note}"

@@ -23,6 +23,7 @@ from lr_lab.analysis.records import FinderResult, TrialResult, seed_dir
 from lr_lab.analysis.results import RunResults
 from lr_lab.atomic import atomic_file
 from lr_lab.config.schema import FINDER_RUN
+from lr_lab.report.progress import epochs
 from lr_lab.report.table import answer, fmt, markdown_tables
 from lr_lab.training.events import EventFile
 
@@ -109,13 +110,12 @@ def trial_source(trial: TrialResult) -> str:
     if trial.role == "finder_check":
         return "rule " + "+".join(trial.rules)
     if trial.role == "race":
-        return f"race rung {trial.rung} ({trial.stop_epochs} epochs)"
+        budget = epochs(trial.stop_epochs) if trial.stop_epochs else "the full budget"
+        return f"race rung {trial.rung} ({budget})"
     if trial.role == "baseline":
         return f"{trial.optimizer} (LR-free)"
     if trial.role == "optuna":
-        return "optuna" + (
-            f" (stopped after {trial.stop_epochs} epochs)" if trial.stop_epochs else ""
-        )
+        return "optuna" + (f" ({trial.note})" if trial.note else "")
     return "search" if trial.role == "search" else "grid"
 
 
@@ -123,8 +123,9 @@ def _hparams_events(results: RunResults, trial: TrialResult, experiment: str, ra
     def fill(writer: EventFile) -> None:
         # What identifies a trial; what all trials share is in the summary's config text.
         params = {
-            # Five, as the table shows by default; "from" as in the printed table.
-            "lr": trial.lr,
+            # Five, as the table shows by default; "from" as in the printed table. An LR-free
+            # optimizer has no LR (COCOB's would be 0, and turn the LR axis's log scale off).
+            **({} if trial.role == "baseline" else {"lr": trial.lr}),
             "from": trial_source(trial),
             "seed": str(trial.seed),  # a string: TensorBoard shows numbers as 0.0000
             "verdict": trial.verdict,

@@ -77,6 +77,8 @@ class MethodSummary:
     diverged_rate: float
     no_answer_rate: float
     cost: float  # median steps spent choosing (all but the answer's full training), of a 13-LR grid
+    steps: float  # median training steps spent in all (its answer's full training included)
+    steps_max: int  # the most it spent on one problem-seed
     profile: list[float] = field(default_factory=list)  # share with regret <= each of TAUS
 
 
@@ -176,6 +178,8 @@ def summarize(records: list[ProblemSeed], method: str, kind: str) -> MethodSumma
         diverged_rate=sum(math.isinf(r) for r in regrets) / n if n else 0.0,
         no_answer_rate=sum(o.regret is None for o in outcomes) / n if n else 0.0,
         cost=statistics.median(costs) if costs else 0.0,
+        steps=statistics.median(o.steps for o in outcomes) if outcomes else 0.0,
+        steps_max=max((o.steps for o in outcomes), default=0),
         profile=[sum(r <= tau for r in regrets) / n if n else 0.0 for tau in TAUS],
     )
 
