@@ -16,8 +16,8 @@ from lr_lab.config.files import DEFAULT_CONFIG
 from lr_lab.config.parse import load
 from lr_lab.config.schema import ExperimentConfig
 from tests.conftest import TINY_ARGS, only_run_dir
-from tests.test_run_folder import run_cli
 from tests.tb import declared_metrics, hparams_of, plugin_tags, scalars
+from tests.test_run_folder import run_cli
 
 # Experiment configs (study.yaml is the rule study's: tests/test_study.py checks it).
 CONFIGS = sorted(
