@@ -3,7 +3,7 @@
     python scripts/bench.py                           # 32 LRs, default net, 4096 samples, 5 epochs
     python scripts/bench.py --busy                    # the same with one core kept busy meanwhile
     python scripts/bench.py --lrs 8 --epochs 20 --ways plain lab processes   # the pool's speed-up
-    python scripts/bench.py --lrs 8 --ways lab ray    # Ray Tune's overhead per trial
+    python scripts/bench.py --lrs 8 --ways lab ray    # Ray's overhead per trial
 
 Ways (all from one init.ckpt, the same batches in the same order):
 
@@ -12,7 +12,7 @@ Ways (all from one init.ckpt, the same batches in the same order):
 - ``lab``: the lab's sequential Lightning trials in this process (``trials.executor: inline``).
 - ``processes``: the same trials on ``--workers`` worker processes (pool start-up included).
 - ``batched``: all LRs at once in one stacked, vmapped module.
-- ``ray``: the trials as Ray Tune trials on a local Ray (start-up included; needs ``.[ray]``).
+- ``ray``: the trials on a pool of Ray actors on a local Ray (start-up included; needs ``.[ray]``).
 
 Prints wall time, microseconds per trial-step, the ratio to ``plain`` and the peak memory each
 way added, and checks that every lab way measured the same per-epoch losses bit for bit.

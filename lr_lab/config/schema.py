@@ -108,7 +108,7 @@ class TrialsConfig:
 
 @dataclass
 class RayConfig:
-    """Ray Tune, for trials.executor: ray (pip install -e '.[ray]')."""
+    """Ray, for trials.executor: ray (pip install -e '.[ray]')."""
 
     address: str | None = None
     """null: start a local Ray; 'auto': the running cluster; or a cluster address."""

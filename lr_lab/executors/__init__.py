@@ -5,7 +5,7 @@ Where a trial ran never changes its numbers: every executor calls the same
 
 - ``inline``: this process, one trial after another, or all of a seed at once (batched).
 - ``processes``: worker processes on this machine, one per core or per GPU (:mod:`lr_lab.executors.pool`).
-- ``ray``: Ray Tune on a Ray cluster (:mod:`lr_lab.executors.ray`).
+- ``ray``: a pool of Ray actors on a Ray cluster (:mod:`lr_lab.executors.ray`).
 - ``auto``: batched when the built-in model can be stacked; else the first trial runs inline
   and, if the rest would take long enough for workers to pay off, they run in processes.
 """

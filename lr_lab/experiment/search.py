@@ -21,7 +21,10 @@ from lr_lab.finder.rules import apply_rules
 from lr_lab.search.candidates import candidates
 from lr_lab.search.race import run_race, smoothed
 
-TRUSTED = ("valley", "minimum_div10")  # the rules the study trusts (README, "Which rule to trust")
+TRUSTED = (
+    "valley",
+    "minimum_div10",
+)  # the search's anchor (docs/search.md: other anchors did worse)
 SEARCH = "search"  # a seed's pending entry while its race is not planned to the end
 
 

@@ -230,8 +230,9 @@ def answer(results: RunResults) -> str:
         parts.append(
             f"Recommendation: LR {_where(rec)}: of the rules this run read, lr_lab's study trusts "
             f"{rec.source.removeprefix('rule ')} most (within 1.5x of the best grid LR on "
-            f'{100 * rec.study_hit_rate:.0f}% of {STUDY_SIZE} problem-seeds; README, "Which rule to '
-            f'trust"); here it reached {metric} {fmt(rec.loss)}, rank {rec.rank}.'
+            f'{100 * rec.study_hit_rate:.0f}% of {STUDY_SIZE} problem-seeds; README, "Which approach '
+            f'to use"); here it reached {metric} {fmt(rec.loss)}, rank {rec.rank}. The search '
+            f"(search.enabled) is right more often."
         )
     if not rec and comp.rules:  # the finder ran and read rules
         trusted = [n for n, hit in TRUSTED_RULES.items() if hit >= RECOMMEND_AT]

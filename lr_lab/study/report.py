@@ -168,6 +168,8 @@ def plot(records: list[ProblemSeed], path: Path, peers: set[str]) -> Path:
               "peer": (None, ":", 1.8), "rule": (None, "-", 1.2)}  # fmt: skip
     for s in (s for s in summaries if s.method in shown):
         color, ls, lw = styles[s.kind]
+        if s.method == "grid_equal_cost":  # the two grids apart
+            color, ls = "0.6", "-."
         left.plot([1.0, *TAUS], [0.0, *s.profile], ls=ls, lw=lw, color=color, marker=".",
                   label=f"{s.method} ({_pct(s.hit_rate)})")  # fmt: skip
         low, high = s.hit_ci
