@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lr_lab.config.checks import check_request
+from lr_lab.config.checks import check_execution, check_request
 from lr_lab.config.class_path import qualified_name
 from lr_lab.config.parse import RESUME_OPTIONS, Request, load
 from lr_lab.config.schema import BUILTIN_ARGS
@@ -50,6 +50,8 @@ def check(request: Request, model: Any = None, datamodule: Any = None):  # noqa:
     problems = list(request.problems)
     if request.resume is None:
         problems += [p for p in check_request(cfg, request.init) if p not in problems]
+    else:  # only what --resume may change: the rest was checked when the run started
+        problems += [p for p in check_execution(cfg) if p not in problems]
     problems += _objects_fit(request, model, datamodule)
     if problems:
         raise UsageError("\n".join(problems))

@@ -24,6 +24,9 @@ from lr_lab.console import Console, error, null_closed_streams
 
 def command() -> str:
     """How the user ran this: ``lr-lab``, or ``python scripts/run.py`` (for the resume hint)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.startswith("lr_lab"):  # python -m lr_lab.cli
+        return f"python -m {spec.name}"
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "lr-lab"
     name = Path(argv0).name
     if name in ("lr-lab", "__main__.py", "-c", "-m") or not name.endswith(".py"):

@@ -17,7 +17,6 @@ it ends ``interrupted`` rather than killed mid-write.
 from __future__ import annotations
 
 import _thread
-import contextlib
 import os
 import signal
 import threading
@@ -145,8 +144,10 @@ def run_turn(waiting: Callable[[], None] = lambda: None) -> Iterator[Stop]:
         else:
             # No handlers here: the interpreter's shutdown asks the run to stop instead (before
             # it waits for this thread, as concurrent.futures' workers are asked).
-            with contextlib.suppress(RuntimeError):  # the interpreter is shutting down already
+            try:
                 threading._register_atexit(lambda: stop.request(signal.SIGINT))  # noqa: SLF001
+            except RuntimeError:  # the interpreter is shutting down already: stop at once
+                stop.request(signal.SIGINT)
         yield stop
     finally:
         stop.cancel()

@@ -3,6 +3,7 @@ from dataclasses import asdict
 import pytest
 
 from lr_lab.analysis.comparison import compare
+from lr_lab.analysis.recommendation import TRUSTED_RULES, recommend
 from lr_lab.analysis.records import FinderResult, TrialResult
 from lr_lab.analysis.results import RunResults
 
@@ -41,8 +42,14 @@ def test_ranking_rules_and_recommendation():
               "source": "rule valley+steep_log", "rank": 1, "study_hit_rate": None,
               "search_steps": None, "grid_steps": None}  # fmt: skip
     assert asdict(comp.lowest) == lowest
-    # The recommendation follows the study's trust: valley before steep_log and lightning.
-    assert comp.recommendation.source == "rule valley" and comp.recommendation.study_hit_rate > 0
+    # The study found valley, steep_log and Lightning's suggestion right less than half the
+    # time, so none of them is recommended; minimum_div10 (the one that is) did not read an LR.
+    assert comp.recommendation is None
+    rules["minimum_div10"] = rules["valley"]  # as if it had chosen valley's LR and trial
+    rec = recommend(results, comp.rows, rules)
+    assert (
+        rec.source == "rule minimum_div10" and rec.study_hit_rate == TRUSTED_RULES["minimum_div10"]
+    )
     as_json = comp.to_json()  # what results.json holds
     assert as_json["suggested_lr"] == 1e-5 and as_json["lowest"] == lowest
     ranks = {r.label: r.rank for r in comp.rows}

@@ -399,3 +399,47 @@ def test_a_resumed_study_refuses_other_options(tiny_study, extra, capsys):
     assert main(["--resume", str(root), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"takes no other options (got {' '.join(extra)})" in err[0]
+
+
+@pytest.mark.parametrize("content", ["[{}]", "{not json", None])
+def test_a_damaged_sessions_file_is_recovered_from_study_json(tiny_study, tmp_path, content):
+    root, study = tiny_study
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    path = copy / "sessions.json"
+    path.unlink() if content is None else path.write_text(content)
+    code, printed = run_study(["--resume", str(copy)])
+    assert code == 0, printed
+    assert "recovered 1 sessions from study.json" in printed and "Traceback" not in printed
+    assert json.loads(path.read_text()) == study["sessions"]  # repaired on disk
+    assert json.loads((copy / "study.json").read_text()) == study  # nothing else rewritten
+
+
+def test_a_damaged_study_json_is_rebuilt_from_the_runs(tiny_study, tmp_path):
+    root, study = tiny_study
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    (copy / "study.json").write_text('{"truncated')
+    code, printed = run_study(["--resume", str(copy)])
+    assert code == 0, printed
+    assert "study.json is damaged: rebuilt from runs/" in printed
+    again = json.loads((copy / "study.json").read_text())
+    assert again["records"] == study["records"]  # the same numbers, from the same runs
+    assert again["ranking"] == study["ranking"]
+    assert again["sessions"][0] == study["sessions"][0]  # sessions.json kept the first one's time
+    assert again["sessions"][1]["status"] == "complete"
+
+
+def test_sessions_lost_with_study_json_say_so(tiny_study, tmp_path):
+    root, _ = tiny_study
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    (copy / "study.json").write_text("[]")
+    (copy / "sessions.json").write_text("[{}]")
+    code, printed = run_study(["--resume", str(copy)])
+    assert code == 0, printed
+    assert "sessions.json is damaged, and study.json counts none" in printed
+    assert "study.json is damaged: rebuilt from runs/" in printed
+    assert [s["status"] for s in json.loads((copy / "study.json").read_text())["sessions"]] == [
+        "complete"
+    ]

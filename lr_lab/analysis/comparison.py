@@ -1,12 +1,11 @@
 """Rank the trials and read the answer: was the finder right? Pure functions of the records.
 
-Fixed trials are grouped by learning rate across seeds. Each finder rule is one row holding, per
-seed, that seed's suggestion and the trial trained at it; a rule's LR is the median (the lower
-middle value, so always an LR that was suggested and trained) of its per-seed suggestions. Rows
-are ranked by their mean final value over seeds (the validation metric when there is one, else the
-training loss), lower first or higher first as ``metric_mode`` says (:mod:`lr_lab.analysis.measure`). A row with a diverged seed, whose suggestions were not trained, or that covers
-only some of the seeds (a rule without a suggestion for the others), gets no rank: its mean is
-not comparable. Two rules that chose the same LRs are the same trials, and share one rank.
+Fixed trials are grouped by LR across seeds. Each finder rule is one row holding, per seed, that
+seed's suggestion and the trial trained at it; a rule's LR is the lower median of its suggestions
+(always one that was suggested and trained). Rows rank by their mean final value over seeds (the
+validation metric when there is one, else the training loss), in ``metric_mode``'s direction
+(:mod:`lr_lab.analysis.measure`). A row with a diverged seed, an untrained suggestion, or that
+covers only some seeds gets no rank. Two rules that chose the same LRs share trials and a rank.
 """
 
 from __future__ import annotations
@@ -109,7 +108,7 @@ class Comparison:
             data.update(lr=row.lr, lr_min=row.lr_min, lr_max=row.lr_max)
             data["diverged_seeds"] = row.diverged_seeds
             rows.append(data)
-        light = self.lightning
+        light, by_rule = self.lightning, {r["label"]: r for r in rows if r["source"] == "rule"}
         return {
             "metric": self.metric,
             "metric_mode": self.mode,
@@ -121,10 +120,7 @@ class Comparison:
             "suggested_loss": light.mean if light else None,
             "suggested_rank": light.rank if light else None,
             "ratio_to_best": light.ratio_to_best_fixed if light else None,
-            "rules": {
-                name: next(r for r in rows if r["label"] == name and r["source"] == "rule")
-                for name in self.rules
-            },  # fmt: skip
+            "rules": {n: by_rule[n] for n in self.rules},
             "recommendation": asdict(self.recommendation) if self.recommendation else None,
             "lowest": asdict(self.lowest) if self.lowest else None,
             "order_differs": self.order_differs,
@@ -161,6 +157,14 @@ def _row(label: str, source: str, lrs: list[float], trials: list[TrialResult], u
     return row
 
 
+def _full_trial_at(trials: list[TrialResult], lr: float, rule: str) -> list[TrialResult]:
+    # Its own check, else another full trial at its LR; by role and name, not by record order
+    # (a resumed run must choose the same); never a race trial cut at a rung.
+    full = [t for t in trials if t.stop_epochs is None and math.isclose(t.lr, lr)]
+    order = {"fixed": 1, "finder_check": 2}
+    return sorted(full, key=lambda t: (rule not in t.rules, order.get(t.role, 3), t.name))[:1]
+
+
 def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
     n_seeds = len(results.seeds) or 1
     by_seed: dict[int, list[TrialResult]] = {}
@@ -179,7 +183,7 @@ def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
                 notes.append(f"seed {finder.seed}: {finder.rule_notes.get(rule, 'no suggestion')}")
                 continue
             lrs.append(lr)
-            trials += [t for t in by_seed.get(finder.seed, []) if math.isclose(t.lr, lr)][:1]
+            trials += _full_trial_at(by_seed.get(finder.seed, []), lr, rule)
         row = _row(rule, "rule", lrs, trials, use_val, n_seeds)
         row.note = "; ".join(notes)
         rows.append(row)

@@ -177,6 +177,22 @@ def _check_trials(cfg: ExperimentConfig, bad: Any) -> None:
         bad("trials.max_steps", t.max_steps, "must be a positive integer, or null")
     if not (math.isfinite(t.divergence_factor) and t.divergence_factor > 1):
         bad("trials.divergence_factor", t.divergence_factor, "must be a finite number > 1")
+    _check_execution(cfg, bad)
+
+
+def check_execution(cfg: ExperimentConfig) -> list[str]:
+    """Check how trials run (``trials.executor/workers/threads/batched``, ``ray.*``).
+
+    The options ``--resume`` may change; a resumed run checks them again (and nothing else: the
+    rest was checked when the run started).
+    """
+    problems: list[str] = []
+    _check_execution(cfg, lambda key, value, why: problems.append(f"{key} = {value!r}: {why}"))
+    return problems
+
+
+def _check_execution(cfg: ExperimentConfig, bad: Any) -> None:
+    t = cfg.trials
     if t.batched and t.executor in ("processes", "ray"):
         bad("trials.batched", True, f"stacks a seed's trials in one process; with "
             f"trials.executor: {t.executor} use false or null")  # fmt: skip

@@ -21,10 +21,8 @@ from lr_lab.finder.rules import apply_rules
 from lr_lab.search.candidates import candidates
 from lr_lab.search.race import run_race, smoothed
 
-TRUSTED = (
-    "valley",
-    "minimum_div10",
-)  # the search's anchor (docs/search.md: other anchors did worse)
+# The search's anchor reads these rules (docs/search.md: other anchors did worse).
+TRUSTED = ("valley", "minimum_div10")
 SEARCH = "search"  # a seed's pending entry while its race is not planned to the end
 
 
@@ -98,7 +96,9 @@ def next_trials(
     record.lr = race.winner
     full = [t for t in trials if t.stop_epochs is None and math.isclose(t.lr, record.lr)]
     if full:  # a grid, check or full-budget race trial at that LR: the winner's full training
-        record.trial = sorted(full, key=lambda t: t.role != "fixed")[0].key
+        # By role, then name, never by record order: a resumed run must choose the same trial.
+        order = {"fixed": 0, "finder_check": 1, "race": 2}
+        record.trial = min(full, key=lambda t: (order.get(t.role, 3), t.name)).key
         return [], record
     final = Planned(trial_name(record.lr, SEARCH), record.lr, seed, SEARCH)
     if final.key in done:

@@ -16,7 +16,6 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from lr_lab.atomic import atomic_write
-from lr_lab.errors import RunDirError
 from lr_lab.report.plots import save_png
 from lr_lab.study.stats import HIT, TAUS, MethodSummary, ProblemSeed, by_family, ranking
 
@@ -24,18 +23,40 @@ SESSIONS = "sessions.json"
 FILES = ("study.json", "study.md", "study.png")  # what write_study writes
 
 
-def read_sessions(root: Path) -> list[dict[str, Any]]:
-    """The sessions recorded in a study folder so far (none in a new one)."""
-    path = root / SESSIONS
-    if not path.is_file():
-        return []
+def _valid(sessions: Any) -> bool:
+    keys = {"started": str, "wall_s": (int, float), "workers": int, "status": str}
+    return isinstance(sessions, list) and all(
+        isinstance(s, dict) and all(isinstance(s.get(k), t) for k, t in keys.items())
+        for s in sessions
+    )
+
+
+def _load(path: Path, key: str | None = None) -> Any:
     try:
-        sessions = json.loads(path.read_text())
-    except ValueError:
-        sessions = None
-    if not (isinstance(sessions, list) and all(isinstance(s, dict) for s in sessions)):
-        raise RunDirError(f"{path}: damaged; delete it to resume (the time it recorded is lost)")
-    return sessions
+        data = json.loads(path.read_text())
+        return data.get(key) if key else data
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def read_sessions(root: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The sessions recorded in a study folder so far (none in a new one), and what was repaired.
+
+    A damaged or missing ``sessions.json`` is recovered from ``study.json`` (which counts the
+    sessions up to its writing); if that fails too, the earlier sessions' time is lost, and the
+    note says so.
+    """
+    path = root / SESSIONS
+    sessions = _load(path) if path.is_file() else None
+    if _valid(sessions):
+        return sessions, None
+    if not path.is_file() and not (root / "study.json").is_file():
+        return [], None  # a new study
+    what = f"{path} is {'damaged' if path.is_file() else 'missing'}"
+    counted = _load(root / "study.json", "sessions")
+    if _valid(counted) and counted:
+        return counted, f"{what}: recovered {len(counted)} sessions from study.json"
+    return [], f"{what}, and study.json counts none: the earlier sessions' time is lost"
 
 
 class Session:
@@ -49,7 +70,10 @@ class Session:
 
     def __init__(self, root: Path, workers: int):
         self.root, self.workers = root, workers
-        self.sessions = read_sessions(root)  # the earlier ones, then this one once saved
+        # The earlier ones, then this one once saved; `repaired` says what was damaged.
+        self.sessions, self.repaired = read_sessions(root)
+        if self.repaired:  # the repair is written at once: nothing else may need rewriting
+            atomic_write(root / SESSIONS, json.dumps(self.sessions, indent=1) + "\n")
         self.earlier = len(self.sessions)
         self.started, self.start = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter()
 
@@ -64,11 +88,16 @@ class Session:
 
 def up_to_date(root: Path, sessions: list[dict[str, Any]]) -> bool:
     """Whether the study's files all stand and ``study.json`` already counts every session."""
-    try:  # one from before sessions were kept counts none
-        counted = json.loads((root / "study.json").read_text()).get("sessions", [])
-    except (OSError, ValueError, AttributeError):
-        return False
+    counted = _load(root / "study.json", "sessions")  # None: damaged, or from before sessions
     return counted == sessions and all((root / name).is_file() for name in FILES)
+
+
+def damaged_report(root: Path) -> str | None:
+    """What is wrong with an existing ``study.json`` (rebuilt from ``runs/``), or ``None``."""
+    path = root / "study.json"
+    if path.is_file() and not isinstance(_load(path), dict):
+        return f"{path} is damaged: rebuilt from runs/"
+    return None
 
 
 def _timing(sessions: list[dict[str, Any]]) -> str:

@@ -44,7 +44,7 @@ from lr_lab.study.config import (
     parse_study,
     problems,
 )
-from lr_lab.study.report import FILES, Session, up_to_date, write_study
+from lr_lab.study.report import FILES, Session, damaged_report, up_to_date, write_study
 
 STUDY_FILE = "study.yaml"  # in a study folder: the study as it started (resume reads it)
 # A stop asks each running problem to stop at its next step (milliseconds); one that does not
@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         except (LabError, OSError) as err:  # a folder in use, a full disk, ...
             error(one_line(err))
             return exit_code(err)
+        except interrupt.Interrupted as stop:  # while checking: before the study's folder
+            error(f"interrupted by {signal.Signals(stop.signum).name} before the study started; "
+                  "nothing written")  # fmt: skip
+            return 128 + stop.signum
 
 
 def _parse(argv: list[str]):  # noqa: ANN202
@@ -201,7 +205,7 @@ def _parse(argv: list[str]):  # noqa: ANN202
 def _main(argv: list[str], console) -> int:  # noqa: ANN001
     from lr_lab.atomic import atomic_write
     from lr_lab.console import error
-    from lr_lab.experiment.folder import RunLock, check_out_dir, new_run_dir
+    from lr_lab.experiment.folder import check_out_dir, new_run_dir
 
     args = _parse(argv)
     if args.workers is not None and args.workers < 1:
@@ -222,27 +226,42 @@ def _main(argv: list[str], console) -> int:  # noqa: ANN001
     study = problems(cfg)
     out = Path(args.out or "studies")
     check_problems(study, out)
+    interrupt.check()  # a Ctrl-C while checking stops here, before anything is written
     if not args.resume:
         if why := check_out_dir(out):
             raise UsageError(why)
         root = new_run_dir(out, "study-quick" if args.quick else "study")
         saved = {"source": str(path.resolve()), "quick": args.quick, "study": data}
         atomic_write(root / STUDY_FILE, yaml.safe_dump(saved, sort_keys=False))
+    try:
+        return _run(root, cfg, study, args.workers, console)
+    except interrupt.Interrupted as stop:  # before the lock (importing torch) or after the runs
+        error(f"interrupted by {signal.Signals(stop.signum).name}; finished runs are kept. "
+              f"Finish with: lr-lab study --resume {shlex.quote(str(root))}")  # fmt: skip
+        return 128 + stop.signum
+
+
+def _run(root: Path, cfg: StudyConfig, study: list, workers: int | None, console) -> int:  # noqa: ANN001
+    from lr_lab.console import error
+    from lr_lab.experiment.folder import RunLock
     from lr_lab.training.trainer import quiet_lightning, usable_cores
 
     quiet_lightning()
-    workers = args.workers or cfg.workers or usable_cores()
+    workers = workers or cfg.workers or usable_cores()
     console.line(f"lr-lab study: {root}: {len(study)} problems x {len(cfg.seeds)} seeds on "
                  f"{workers} workers")  # fmt: skip
     with RunLock(root):
         session = Session(root, workers)
+        for repaired in (session.repaired, damaged_report(root)):
+            if repaired:
+                console.line(f"lr-lab study: {repaired}")
         try:
             failed = run_problems(study, root, workers, console.line,
                                   lambda: session.save("running"))  # fmt: skip
         except interrupt.Interrupted as stop:
             session.save("interrupted")
-            error(f"interrupted; finished runs are kept. Finish with: lr-lab study --resume "
-                  f"{shlex.quote(str(root))}")  # fmt: skip
+            error(f"interrupted by {signal.Signals(stop.signum).name}; finished runs are kept. "
+                  f"Finish with: lr-lab study --resume {shlex.quote(str(root))}")  # fmt: skip
             return 128 + stop.signum
         if failed:
             session.save("failed")

@@ -88,7 +88,12 @@ class TrialModule(ChunkedTraining, RegressionModule):
         optimizer = self.optimizers()
         loss = self._loss((x, y))
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        # loss.backward(), not manual_backward(): this path runs only on the plain Trainer (no
+        # precision plugin, strategy or callback of the user's: run_trial sends those through
+        # Lightning's own loop), where manual_backward adds nothing but two hook dispatches per
+        # step, a fifth of a small net's step (scripts/bench.py). optimizer.step() stays
+        # Lightning's: it counts the step in trainer.global_step.
+        loss.backward()
         optimizer.step()
         return loss.reshape(1)
 
