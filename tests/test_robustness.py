@@ -100,7 +100,9 @@ def straight_run(tmp_path_factory) -> dict:
     return json.loads((only_run_dir(out) / "results.json").read_text())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)]
+)
 def test_interrupt_by_signal_then_resume_matches_uninterrupted(tmp_path, sig, straight_run):
     out = tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

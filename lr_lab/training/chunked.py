@@ -2,10 +2,10 @@
 
 A small net's step is cheaper than Lightning's per-call machinery (loops, hooks, progress), so a
 lab module takes ``STEPS_PER_CALL`` mini-batches per ``training_step`` and steps through them with
-Lightning's manual optimization as documented (``self.optimizers()``, ``self.manual_backward``,
-``optimizer.step()``): every step is counted in ``trainer.global_step``, ``max_steps`` stops a
-trial mid-chunk, and the data, order and math are those of one batch per call
-(``tests/test_trials.py``). Only the per-call overhead is shared.
+Lightning's manual optimization (``self.optimizers()``, ``optimizer.step()``; ``loss.backward()``,
+as this path runs only on a plain Trainer): every step is counted in ``trainer.global_step``,
+``max_steps`` stops a trial mid-chunk, and the data, order and math are those of one batch per
+call (``tests/test_trials.py``). Only the per-call overhead is shared.
 """
 
 from __future__ import annotations
