@@ -69,6 +69,8 @@ def _draw_finders(ax: Any, results: RunResults, all_curves: bool) -> None:
 
 
 def _mark_rules(ax: Any, results: RunResults, labels: bool = True) -> None:
+    # With several seeds a rule's line is the median of its suggestions, the band their range.
+    seeds = f" (median of {len(results.finders)} seeds)" if len(results.finders) > 1 else ""
     for name, rule in results.comparison.rules.items():
         if rule.lr is None:
             continue
@@ -76,7 +78,7 @@ def _mark_rules(ax: Any, results: RunResults, labels: bool = True) -> None:
         color = RULE_COLORS.get(base, "0.4")
         ax.axvline(rule.lr, color=color, ls=RULE_STYLES.get(base, "--"), lw=1.0 if corrected else 1.5,
                    alpha=0.55 if corrected else 1.0,
-                   label=f"rule {name}: {fmt(rule.lr, 3)}" if labels else None)  # fmt: skip
+                   label=f"rule {name}: {fmt(rule.lr, 3)}{seeds}" if labels else None)  # fmt: skip
         if rule.lr_min is not None and rule.lr_min != rule.lr_max:
             ax.axvspan(rule.lr_min, rule.lr_max, color=color, alpha=0.08)
 
