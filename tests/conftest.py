@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,15 @@ from lr_lab.training.problem import Experiment, TrialSpec, fit_settings, problem
 from lr_lab.training.trainer import quiet_lightning
 
 quiet_lightning()
+
+# The tests send signals to runs and expect them to act. A suite started in the background of a
+# script (`cmd &` ignores SIGINT) or under nohup (SIGHUP) would pass those ignored dispositions
+# to every run it starts, and the lab keeps a signal ignored at start ignored (as it should, for
+# nohup): restore the defaults here, so the suite behaves the same however it is launched.
+for _sig, _default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGHUP, signal.SIG_DFL),
+                       (signal.SIGTERM, signal.SIG_DFL)):  # fmt: skip
+    if signal.getsignal(_sig) is signal.SIG_IGN:
+        signal.signal(_sig, _default)
 
 # Small enough for a whole experiment in a couple of seconds on 2 CPU cores.
 TINY_ARGS = [
