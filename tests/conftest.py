@@ -101,3 +101,24 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(args)
     return code, out.getvalue(), err.getvalue()
+
+
+_started: list = []  # the processes a test started (track), killed if still alive after it
+
+
+def track(proc):  # noqa: ANN001, ANN201
+    """Register a test's subprocess: if the test fails before it ends, it is killed afterwards."""
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    # A failed assertion must not leave a lab running (an endless step would eat a core for the
+    # rest of the suite, and every later timing with it).
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

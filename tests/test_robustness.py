@@ -22,7 +22,7 @@ from lr_lab.cli import main
 from lr_lab.experiment.folder import new_run_dir
 from lr_lab.training.model import RegressionModule
 from lr_lab.training.runner import run_trial
-from tests.conftest import TINY_ARGS, fixed_specs, init_state, only_run_dir, tiny_config
+from tests.conftest import TINY_ARGS, fixed_specs, init_state, only_run_dir, tiny_config, track
 from tests.conftest import run_cli as run_cli_err
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,10 +106,10 @@ def straight_run(tmp_path_factory) -> dict:
 def test_interrupt_by_signal_then_resume_matches_uninterrupted(tmp_path, sig, straight_run):
     out = tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
+    proc = track(subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "run.py"), *SLOW_ARGS, "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    ))  # fmt: skip
     deadline = time.monotonic() + 60
     results_file = None
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ import lr_lab.analysis.results
 import lr_lab.finder.lr_find
 from lr_lab.experiment.folder import RunLock, new_run_dir
 from lr_lab.training.initial_state import weights_sha256
-from tests.conftest import TINY_ARGS, only_run_dir, run_cli
+from tests.conftest import TINY_ARGS, only_run_dir, run_cli, track
 from tests.test_robustness import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,10 +54,10 @@ def one_error_line(err: str, fragment: str) -> None:
 
 def spawn(args: list[str], out: Path, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
+    return track(subprocess.Popen(
         [sys.executable, str(ROOT / "scripts/run.py"), *args, "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:

@@ -21,6 +21,7 @@ from lr_lab.analysis.records import TrialResult
 from lr_lab.study.methods import equal_cost_grid, raced_grid, regret
 from lr_lab.study.runner import main
 from lr_lab.study.stats import Outcome, ProblemSeed, hit_interval, summarize
+from tests.conftest import track
 
 QUICK_PROBLEMS, FULL_PROBLEMS = 5, 41  # the bundled study (lr_lab/configs/study.yaml)
 TINY_STUDY = """
@@ -308,7 +309,7 @@ def statuses(root: Path) -> dict[str, str]:
 def test_ctrl_c_stops_a_study_and_its_hint_resumes_it(tmp_path):
     out = tmp_path / "my studies"  # the hint must survive a space
     cmd = study_command(tmp_path, out, workers=2)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = track(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     wait_for_runs(out, 1)  # the first two problems started (one may not have its folder yet)
     workers = children(proc.pid)
     proc.send_signal(signal.SIGINT)
