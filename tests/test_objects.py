@@ -236,3 +236,21 @@ def test_an_instance_run_resumes_only_with_its_object(tmp_path):
         lr_lab.resume(run_dir, datamodule=TinyData(), quiet=True)
     again = lr_lab.resume(run_dir, model=TinyNet(), datamodule=TinyData(), quiet=True)
     assert again.status == "complete" and len(again.trials) == 1
+
+
+@pytest.mark.slow
+def test_the_docs_notebook_runs_and_answers(tmp_path):
+    # docs/notebook.ipynb, its code cells in order, as a kernel would run them.
+    cells = json.loads((ROOT / "docs" / "notebook.ipynb").read_text())["cells"]
+    code = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    script = tmp_path / "notebook.py"
+    script.write_text(code + "\nprint(results._repr_html_())\nprint(results.plot().paths)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    res = json.loads((run_dir / "results.json").read_text())
+    rec = res["comparison"]["recommendation"]
+    assert res["status"] == "complete" and rec["source"] == "search"
+    assert res["comparison"]["metric"] == "val_acc" and res["comparison"]["metric_mode"] == "max"
+    assert "Recommendation: LR" in out.stdout and "loss_curves.png" in out.stdout

@@ -100,10 +100,12 @@ def plot_lr_finder(results: RunResults, path: Path) -> Path:
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("finder loss (training loss)")
     reads = results.finders[0].curve if results.finders else "lightning"
+    bands = (f" Bands: the fixed-LR trials, with their final {results.comparison.metric}."
+             if any(t.role == "fixed" for t in results.trials) else "")  # fmt: skip
     ax.set_title(
         f"LR finder (Lightning {results.lightning_version}): the rules read the {reads} curve. "
         "Lightning's smoothing starts near half\nthe first loss (#14167); the corrected curve "
-        f"does not. Bands: the fixed-LR trials, with their final {results.comparison.metric}.",
+        f"does not.{bands}",
         fontsize=9,
     )
     ax.legend(fontsize=7.5, loc="upper left")
@@ -159,6 +161,7 @@ def plot_lr_sweep(results: RunResults, path: Path) -> Path:
     handles, labels = ax.get_legend_handles_labels()
     extra = [(Line2D([], [], color="0.45"), f"grid: mean final {comp.metric} over seeds"
               + (" (band: min..max)" if len(results.seeds) > 1 else ""))]  # fmt: skip
+    extra = extra if any(r.source == "grid" for r in comp.rows) else []
     for verdict, color in VERDICT_COLORS.items():
         if verdict != "diverged" and any(
             r.verdict == verdict for r in comp.rows if r.trial_names and not lr_free(r)

@@ -56,10 +56,8 @@ def ranked_by(comp: Comparison) -> str:
     """``ranked by val_acc (higher is better); vs best: ...``: what the table ranks and how."""
     direction = "higher" if comp.mode == "max" else "lower"
     why = " (no validation: the training loss)" if comp.metric == "train_loss" else ""
-    return (
-        f"Ranked by the final {comp.metric}{why}, {direction} is better; "
-        f"{comp.measure.describe(comp.metric)}."
-    )
+    vs_best = f"; {comp.measure.describe(comp.metric)}" if comp.best_fixed else ""  # its column
+    return f"Ranked by the final {comp.metric}{why}, {direction} is better{vs_best}."
 
 
 def table_cells(results: RunResults) -> tuple[list[str], list[list[str]], list[str]]:
@@ -86,6 +84,9 @@ def table_cells(results: RunResults) -> tuple[list[str], list[list[str]], list[s
                 row.verdict or "-",
             ]
         )
+    if comp.best_fixed is None:  # no grid trial finished: a column of dashes says nothing
+        header.pop(4)
+        lines = [cells[:4] + cells[5:] for cells in lines]
     notes = [f"{r.label}: {r.note}" for r in comp.rows if r.is_rule and r.note]
     return header, lines, notes
 
