@@ -38,6 +38,12 @@ def command() -> str:
     return f"python {shlex.quote(shown if not shown.startswith('..') else argv0)}"
 
 
+def left_text(pending: list[str], shown: int = 4) -> str:
+    """The work a stopped run left, its first few named: the resume command must stay in sight."""
+    more = f" and {len(pending) - shown} more" if len(pending) > shown else ""
+    return ", ".join(pending[:shown]) + more or "nothing"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``lr-lab`` with ``argv`` (default: the command line) and return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -104,7 +110,7 @@ def _main(argv: list[str], console: Console) -> int:
     try:
         outcome = api.start(request, progress=console.line, on_open=on_open, waiting=waiting)
     except Stopped as stop:
-        left = ", ".join(stop.results.pending) or "nothing"
+        left = left_text(stop.results.pending)
         error(
             f"interrupted by {signal.Signals(stop.signum).name}; {len(stop.results.trials)} "
             f"finished trials are kept in {stop.run_dir / 'results.json'}; left: {left}. "

@@ -51,12 +51,40 @@ class WorkerDied(LabError):
     exit_code = EXIT_FAILED
 
 
-class TrialError(Exception):
-    """An exception raised while a trial (or the finder) ran, with the trial it came from."""
+class TrialError(LabError):
+    """An exception raised while a trial (or the finder) ran, with the trial it came from.
+
+    A :class:`LabError` (one line), whose exit code is its cause's: 2 for bad input found at some
+    step, else 1.
+    """
 
     def __init__(self, where: str, cause: BaseException):
         super().__init__(f"{where}: {one_line(cause)}")
         self.where, self.cause = where, cause
+        self.exit_code = exit_code(cause)
+
+    def __reduce__(self) -> tuple:
+        # Across processes (a study's worker to the study). Exception pickles only ``args``, and
+        # a user's exception class may not unpickle at all: then its one line travels instead.
+        import pickle
+
+        try:
+            pickle.loads(pickle.dumps(self.cause))
+            cause = self.cause
+        except Exception:  # noqa: BLE001 - any failure to round-trip
+            cause = RemoteError(one_line(self.cause), self.exit_code)
+        return type(self), (self.where, cause)
+
+
+class RemoteError(LabError):
+    """An exception from another process that could not travel: its one line and exit code."""
+
+    def __init__(self, line: str, code: int = EXIT_FAILED):
+        super().__init__(line)
+        self.exit_code = code
+
+    def __reduce__(self) -> tuple:
+        return type(self), (str(self), self.exit_code)
 
 
 def one_line(err: BaseException) -> str:

@@ -101,6 +101,10 @@ def test_runs_in_two_threads_take_turns_and_measure_what_each_alone_measures(tmp
               "data": {"class_path": "tests.user_modules.TinyData"},
               "trials": {"lrs": [0.05, 0.01], "max_epochs": 2}, "finder": {"enabled": False}}  # fmt: skip
     alone = lr_lab.run(config, out=tmp_path / "alone", quiet=True)
+    # print(results) in a script shows what the command line prints, not the dataclass's fields.
+    shown = str(alone).splitlines()
+    assert shown[0].startswith("rank") and shown[-1] == f"Run folder: {alone.run_dir}"
+    assert len(str(alone)) < 3000 and "Best fixed LR: 0.05" in str(alone)
     got = {}
 
     def one(name: str) -> None:
@@ -457,3 +461,12 @@ def test_a_run_started_in_a_thread_while_python_shuts_down_stops_at_once(monkeyp
     thread.start()
     thread.join()
     assert seen == [signal.SIGINT]  # its first step stops it: nothing waits for it at exit
+
+
+def test_a_stopped_runs_message_names_a_few_of_what_is_left():
+    from lr_lab.cli import left_text
+
+    assert left_text([]) == "nothing"
+    assert left_text(["seed0/report"]) == "seed0/report"
+    many = [f"seed0/{i:04d}_lr={i}" for i in range(38)]
+    assert left_text(many) == ", ".join(many[:4]) + " and 34 more"

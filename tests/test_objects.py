@@ -157,7 +157,7 @@ def test_a_gaussian_nll_runs_to_complete_and_the_lowest_ranks_first(tmp_path):
     finals = {t["lr"]: t["final_loss"] for t in res["trials"] if t["role"] == "fixed"}
     assert min(finals.values()) < 0 and not any(t["diverged"] for t in res["trials"])
     assert res["comparison"]["best_fixed"]["loss"] == min(finals.values())
-    assert "in its own units" in printed
+    assert "in its units" in printed
     # Lightning's finder stops at 4x its best loss, which for a negative best is at once: the
     # lab reads the threshold as a distance, so the curve goes on.
     assert len(res["finders"][0]["lr"]) > 30

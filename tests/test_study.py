@@ -186,13 +186,31 @@ def test_the_equal_cost_grid_and_the_raced_grid_read_the_dense_grid():
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_problem_of_the_bundled_study_is_valid(quick, tmp_path):
     from lr_lab.config.files import resolve_config
-    from lr_lab.study.config import load_study, parse_study, problems
-    from lr_lab.study.runner import check_problems
+    from lr_lab.study.config import check_problems, load_study, parse_study, problems
 
     study = problems(parse_study(load_study(resolve_config("study"), quick), "study"))
     assert len(study) == (QUICK_PROBLEMS if quick else FULL_PROBLEMS)
     assert len({p.name for p in study}) == len(study)
     check_problems(study, tmp_path)  # raises, naming the problem, if any key is bad
+
+
+def test_a_missing_package_is_one_line_for_the_whole_study(monkeypatch, tmp_path, capsys):
+    # A fresh install without the peers or the examples' scikit-learn: one line per package,
+    # naming the extra, before anything is written (it was one line per problem and peer, and a
+    # traceback from the first problem that imported scikit-learn).
+    import importlib.util
+
+    real = importlib.util.find_spec
+    gone = {"sklearn", "prodigyopt", "dadaptation", "schedulefree", "parameterfree", "optuna"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in gone
+                        else real(name, *a))  # fmt: skip
+    assert main(["--quick", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 6 and not (tmp_path / "out").exists(), err
+    assert any("moons-mlp-momentum: lr_lab.examples.tabular needs sklearn: pip install -e "
+               "'.[examples]'" in line for line in err), err  # fmt: skip
+    assert any('prodigy needs the prodigyopt package: pip install -e ".[peers]" (5 problems'
+               in line for line in err), err  # fmt: skip
 
 
 @pytest.mark.slow
@@ -444,3 +462,26 @@ def test_sessions_lost_with_study_json_say_so(tiny_study, tmp_path):
     assert [s["status"] for s in json.loads((copy / "study.json").read_text())["sessions"]] == [
         "complete"
     ]
+
+
+def test_a_problem_whose_error_cannot_travel_is_one_failed_line(tmp_path):
+    # A worker's exception that pickles there but not here (a user's class with its own
+    # __init__) was a traceback from the study's pool; it is that problem's FAILED line.
+    config = tmp_path / "broken.yaml"
+    config.write_text(
+        "seeds: [0]\ngrid: {from: 1.0e-2, to: 1.0e-1, points: 2}\n"
+        "base: {trials.max_epochs: 2, finder.enabled: false}\n"
+        "axes: {function: {linear: {data.function: linear, data.n_samples: 64}}}\n"
+        "extra:\n  users:\n    odd:\n"
+        "      model.class_path: tests.user_modules.RaisesOddError\n"
+        "      data.class_path: tests.user_modules.TinyData\n"
+    )
+    out = io.StringIO()
+    err = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--config", str(config), "--out", str(tmp_path / "out"), "--workers", "2"])
+    assert code == 1, err.getvalue()
+    assert "odd: FAILED: seed0/" in out.getvalue() and "TwoArgumentError: a user's own error" in (
+        out.getvalue()
+    )
+    assert "Traceback" not in err.getvalue() and "1 problems failed (odd)" in err.getvalue()

@@ -103,6 +103,19 @@ class RaisesInStep(TinyNet):
         return super().training_step(batch, batch_idx)
 
 
+class TwoArgumentError(Exception):
+    """An exception that pickles but does not unpickle (``__init__`` takes two arguments)."""
+
+    def __init__(self, message, detail):
+        super().__init__(message)
+        self.detail = detail
+
+
+class RaisesOddError(TinyNet):
+    def training_step(self, batch, batch_idx):
+        raise TwoArgumentError("a user's own error", detail=1)
+
+
 # Modules that break the contract where only a fit shows it (tests/test_contract.py).
 
 

@@ -105,12 +105,12 @@ class Measure:
         return f"{value:.3g}x" if kind == "x" else f"{value:+.3g}"
 
     def describe(self, metric: str) -> str:
-        """What ``vs best`` means for this metric, in one sentence."""
+        """What the table's ``vs best fixed`` means for this metric, in one sentence."""
         if self.bound is None:
-            return f"vs best: how much worse than the best {metric}, in its own units"
+            return f"vs best fixed: how much worse than the best fixed LR's {metric}, in its units"
         if self.mode == "max":
-            return f"vs best: the error (1 - {metric}) over the best's"
-        return f"vs best: the {metric} over the best's"
+            return f"vs best fixed: the error (1 - {metric}) over the best fixed LR's"
+        return f"vs best fixed: the {metric} over the best fixed LR's"
 
     def verdict(self, history: Sequence[float], diverged: bool, final: float | None,
                 best: float | None) -> str:  # fmt: skip

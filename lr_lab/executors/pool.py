@@ -179,6 +179,8 @@ def run_pool(
                 except (EOFError, OSError):
                     pending.append(busy.pop(k))
                     continue
+                except Exception as err:  # noqa: BLE001 - a reply that does not unpickle here
+                    ok, value = False, RuntimeError(f"its outcome could not be read back ({err})")
                 _, item = busy.pop(k)
                 if ok:
                     on_result(item, value)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lr_lab.analysis.results import RunResults
 from lr_lab.report.files import pngs_of
-from lr_lab.report.table import answer, ranked_by, table_cells
+from lr_lab.report.table import answer, format_table, ranked_by, table_cells
 
 
 class Pictures:
@@ -59,6 +59,12 @@ class Results(RunResults):
     def plot(self) -> Pictures:
         """The report's pictures (loss curves, the finder's curve, the sweep), inline."""
         return Pictures(pngs_of(self, self.run_dir) if self.run_dir else [])
+
+    def __str__(self) -> str:
+        # print(results) in a script: what the command line prints, not the dataclass's fields.
+        if self.comparison is None:
+            return f"lr_lab run {self.run_dir}: {self.status}"
+        return f"{format_table(self)}\n\n{answer(self)}\n\nRun folder: {self.run_dir}"
 
     def _repr_html_(self) -> str:
         if self.comparison is None:

@@ -53,7 +53,7 @@ def _metric(comp: Comparison) -> str:
 
 
 def ranked_by(comp: Comparison) -> str:
-    """``ranked by val_acc (higher is better); vs best: ...``: what the table ranks and how."""
+    """``Ranked by the final val_acc, higher is better; vs best fixed: ...``: rank and measure."""
     direction = "higher" if comp.mode == "max" else "lower"
     why = " (no validation: the training loss)" if comp.metric == "train_loss" else ""
     vs_best = f"; {comp.measure.describe(comp.metric)}" if comp.best_fixed else ""  # its column
@@ -196,7 +196,8 @@ def _peers_sentence(results: RunResults, metric: str) -> str:
             budget = sum(b.budget for b in peers)
             lr = lr_text(row.lr, row.lr_min, row.lr_max, "per seed ") if row.lrs else "no LR"
             said.append(f"Optuna (TPE with pruning, {sum(b.trials for b in peers)} trials, "
-                        f"{steps:,} of the search's {budget:,} steps) chose {lr}: {got}")  # fmt: skip
+                        f"{steps:,} of the {budget:,} steps the search spent, its winner's training "
+                        f"included) chose {lr}: {got}")  # fmt: skip
         else:
             said.append(f"{row_source(row)}: {got} ({steps:,} steps)")
     return "Peers: " + "; ".join(said) + "."

@@ -123,3 +123,24 @@ def problems(cfg: StudyConfig) -> list[Problem]:
             else:
                 out.append(Problem(name, family, {}, config, dict(common)))
     return out
+
+
+def check_problems(study: list[Problem], out: Path) -> None:
+    """Every problem's config checked (light checks) before anything runs."""
+    from lr_lab.config.checks import check_request
+    from lr_lab.examples import missing
+
+    where: dict[str, list[str]] = {}  # each problem found -> the problems it was found in
+    for problem in study:
+        request = problem.request()
+        found = request.problems + check_request(request.config)
+        found += [m for s in (request.config.model, request.config.data)
+                  if (m := missing(s.class_path))]  # fmt: skip
+        for line in dict.fromkeys(found):  # a model and its data from one example: one line
+            where.setdefault(line, []).append(problem.name)
+    # A missing package is one line, not one per problem that needs it.
+    errors = [f"{names[0]}: {line}" if len(names) == 1 else
+              f"{line} ({len(names)} problems: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+              for line, names in where.items()]  # fmt: skip
+    if errors:
+        raise UsageError("\n".join(errors[:20]))

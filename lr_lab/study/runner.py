@@ -1,7 +1,7 @@
 """Which finder rule should you trust? One command runs the lab on a matrix of problems.
 
     python scripts/study.py                      # configs/study.yaml, into studies/<time>-study
-    python scripts/study.py --quick --out DIR    # a two-minute subset
+    python scripts/study.py --quick --out DIR    # a one-minute subset
     python scripts/study.py --resume studies/20261130-220000-study
 
 Every problem (built-in functions x inputs x optimizers x batch sizes x data sizes, plus whole
@@ -39,6 +39,7 @@ from lr_lab.errors import UsageError
 from lr_lab.study.config import (
     Problem,
     StudyConfig,
+    check_problems,
     grid_lrs,
     load_study,
     parse_study,
@@ -50,19 +51,6 @@ STUDY_FILE = "study.yaml"  # in a study folder: the study as it started (resume 
 # A stop asks each running problem to stop at its next step (milliseconds); one that does not
 # (a user's endless training_step) is killed after this, its folder left resumable.
 STOP_GRACE_S = 15.0
-
-
-def check_problems(study: list[Problem], out: Path) -> None:
-    """Every problem's config checked (light checks) before anything runs."""
-    from lr_lab.config.checks import check_request
-
-    errors = []
-    for problem in study:
-        request = problem.request()
-        found = request.problems + check_request(request.config)
-        errors += [f"{problem.name}: {line}" for line in found]
-    if errors:
-        raise UsageError("\n".join(errors[:20]))
 
 
 def _run_problem(job: tuple[Problem, str]) -> bool:
