@@ -127,7 +127,7 @@ def test_bad_study_input_is_one_line(tmp_path, capsys):
     bad.write_text(TINY_STUDY.replace("trials.max_epochs: 3", "trials.max_epochs: 0"))
     assert main(["--config", str(bad), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "linear-sgd: trials.max_epochs = 0: must be a positive integer" in err
+    assert "trials.max_epochs = 0: must be a positive integer (4 problems: linear-sgd," in err
     assert not (tmp_path / "out").exists()
 
 

@@ -10,6 +10,7 @@ read by :func:`lr_lab.config.parse.load`, as the Python API reads a dict.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from itertools import product
@@ -125,17 +126,35 @@ def problems(cfg: StudyConfig) -> list[Problem]:
     return out
 
 
+# The examples' modules -> (the module each imports at run time, the extra that installs it):
+# checked before a study's folder exists, without importing torch or the example.
+NEEDS = {
+    "lr_lab.examples.digits": ("sklearn", "examples"),
+    "lr_lab.examples.tabular": ("sklearn", "examples"),
+    "lr_lab.examples.vision": ("sklearn", "examples"),
+    "lr_lab.examples.forecasting": ("pytorch_forecasting", "forecasting"),
+}
+
+
+def _missing(class_path: str) -> str | None:
+    """What an example named by ``class_path`` lacks here, in one line, or None."""
+    example = class_path.rsplit(".", 1)[0]
+    module, extra = NEEDS.get(example, (None, None))
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    return f"{example} needs {module}: pip install -e '.[{extra}]'"
+
+
 def check_problems(study: list[Problem], out: Path) -> None:
     """Every problem's config checked (light checks) before anything runs."""
     from lr_lab.config.checks import check_request
-    from lr_lab.examples import missing
 
     where: dict[str, list[str]] = {}  # each problem found -> the problems it was found in
     for problem in study:
         request = problem.request()
         found = request.problems + check_request(request.config)
         found += [m for s in (request.config.model, request.config.data)
-                  if (m := missing(s.class_path))]  # fmt: skip
+                  if (m := _missing(s.class_path))]  # fmt: skip
         for line in dict.fromkeys(found):  # a model and its data from one example: one line
             where.setdefault(line, []).append(problem.name)
     # A missing package is one line, not one per problem that needs it.
