@@ -17,7 +17,7 @@ from typing import Any
 
 from lr_lab.analysis.measure import Measure
 from lr_lab.analysis.recommendation import Recommendation, recommend
-from lr_lab.analysis.records import TrialResult
+from lr_lab.analysis.records import TrialResult, full_trial_at
 from lr_lab.analysis.results import RunResults
 
 
@@ -157,14 +157,6 @@ def _row(label: str, source: str, lrs: list[float], trials: list[TrialResult], u
     return row
 
 
-def _full_trial_at(trials: list[TrialResult], lr: float, rule: str) -> list[TrialResult]:
-    # Its own check, else another full trial at its LR; by role and name, not by record order
-    # (a resumed run must choose the same); never a race trial cut at a rung.
-    full = [t for t in trials if t.stop_epochs is None and math.isclose(t.lr, lr)]
-    order = {"fixed": 1, "finder_check": 2}
-    return sorted(full, key=lambda t: (rule not in t.rules, order.get(t.role, 3), t.name))[:1]
-
-
 def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
     n_seeds = len(results.seeds) or 1
     by_seed: dict[int, list[TrialResult]] = {}
@@ -183,7 +175,8 @@ def _rows(results: RunResults, rules: list[str], use_val: bool) -> list[Row]:
                 notes.append(f"seed {finder.seed}: {finder.rule_notes.get(rule, 'no suggestion')}")
                 continue
             lrs.append(lr)
-            trials += _full_trial_at(by_seed.get(finder.seed, []), lr, rule)
+            if (trial := full_trial_at(by_seed.get(finder.seed, []), lr, rule)) is not None:
+                trials.append(trial)
         row = _row(rule, "rule", lrs, trials, use_val, n_seeds)
         row.note = "; ".join(notes)
         rows.append(row)

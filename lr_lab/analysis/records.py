@@ -6,6 +6,7 @@ into JSON as they are (:mod:`lr_lab.analysis.results` reads and writes them).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +104,19 @@ class FinderResult:
     def rule_curve(self) -> list[float]:
         """The curve the lab's rules read (``finder.curve``)."""
         return self.corrected_loss if self.curve == "corrected" else self.loss
+
+
+def full_trial_at(trials: list[TrialResult], lr: float, rule: str = "") -> TrialResult | None:
+    """The full-budget trial at ``lr`` a rule's row or the search's answer stands on, or None.
+
+    The rule's own check first, then a grid trial, another check, a full-budget race trial; by
+    name within a role, never by record order (a resumed run must choose the same); never a race
+    trial cut at a rung.
+    """
+    full = [t for t in trials if t.stop_epochs is None and math.isclose(t.lr, lr)]
+    order = {"fixed": 1, "finder_check": 2}
+    return min(full, key=lambda t: (rule not in t.rules, order.get(t.role, 3), t.name),
+               default=None)  # fmt: skip
 
 
 @dataclass

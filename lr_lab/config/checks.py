@@ -84,9 +84,8 @@ def _check_data(d: RegressionDataArgs, n_rows: int | None, bad: Any) -> None:
         if n_train < 1:
             bad(f"{DATA}val_fraction", d.val_fraction, f"leaves no training samples out of {n}")
         elif d.batch_size > n_train:
-            bad(
-                f"{DATA}batch_size", d.batch_size, f"must not exceed the {n_train} training samples"
-            )
+            bad(f"{DATA}batch_size", d.batch_size,
+                f"must not exceed the {n_train} training samples")  # fmt: skip
         if d.val_fraction > 0 and int(round(n * d.val_fraction)) == 0:
             bad(f"{DATA}val_fraction", d.val_fraction, f"holds out no sample of {n}; use 0 or more")
 
@@ -102,11 +101,7 @@ def check_config(cfg: ExperimentConfig, csv_shape: tuple[int, int] | None = None
     Returns:
         One line per problem, each naming the key, the value and what is allowed; empty if valid.
     """
-    problems: list[str] = []
-
-    def bad(key: str, value: object, allowed: str) -> None:
-        problems.append(f"{key} = {shown(repr(value))}: {allowed}")
-
+    problems, bad = _collector()
     if cfg.seeds is not None:
         if not cfg.seeds:
             bad("seeds", cfg.seeds, "give at least one seed, or null to use seed")
@@ -181,14 +176,19 @@ def _check_trials(cfg: ExperimentConfig, bad: Any) -> None:
 
 
 def check_execution(cfg: ExperimentConfig) -> list[str]:
-    """Check how trials run (``trials.executor/workers/threads/batched``, ``ray.*``).
-
-    The options ``--resume`` may change; a resumed run checks them again (and nothing else: the
-    rest was checked when the run started).
-    """
-    problems: list[str] = []
-    _check_execution(cfg, lambda key, value, why: problems.append(f"{key} = {value!r}: {why}"))
+    """Check how trials run: the options ``--resume`` may change (the rest was checked at start)."""
+    problems, bad = _collector()
+    _check_execution(cfg, bad)
     return problems
+
+
+def _collector() -> tuple[list[str], Any]:
+    problems: list[str] = []  # and bad(key, value, allowed), which adds one line to it
+
+    def bad(key: str, value: object, allowed: str) -> None:
+        problems.append(f"{key} = {shown(repr(value))}: {allowed}")
+
+    return problems, bad
 
 
 def _check_execution(cfg: ExperimentConfig, bad: Any) -> None:
@@ -201,10 +201,8 @@ def _check_execution(cfg: ExperimentConfig, bad: Any) -> None:
     if t.workers is not None and t.workers < 1:
         bad("trials.workers", t.workers, "must be a positive integer, or null for automatic")
     r = cfg.ray
-    for key, value in (
-        ("ray.cpus_per_trial", r.cpus_per_trial),
-        ("ray.gpus_per_trial", r.gpus_per_trial),
-    ):
+    for key, value in (("ray.cpus_per_trial", r.cpus_per_trial),
+                       ("ray.gpus_per_trial", r.gpus_per_trial)):  # fmt: skip
         if not (math.isfinite(value) and value >= 0):
             bad(key, value, "must be a finite number >= 0")
     if r.cpus_per_trial == 0 and r.gpus_per_trial == 0:

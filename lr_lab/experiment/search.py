@@ -11,10 +11,8 @@ hand-edited score that would have promoted another LR) is refused by the plan.
 
 from __future__ import annotations
 
-import math
-
 from lr_lab.analysis.measure import Measure
-from lr_lab.analysis.records import FinderResult, SearchResult, TrialResult
+from lr_lab.analysis.records import FinderResult, SearchResult, TrialResult, full_trial_at
 from lr_lab.config.schema import CORRECTED, ExperimentConfig
 from lr_lab.experiment.trials import Planned, trial_name
 from lr_lab.finder.rules import apply_rules
@@ -94,11 +92,8 @@ def next_trials(
         record.fallback = record.fallback or race.failed
         return [], record
     record.lr = race.winner
-    full = [t for t in trials if t.stop_epochs is None and math.isclose(t.lr, record.lr)]
-    if full:  # a grid, check or full-budget race trial at that LR: the winner's full training
-        # By role, then name, never by record order: a resumed run must choose the same trial.
-        order = {"fixed": 0, "finder_check": 1, "race": 2}
-        record.trial = min(full, key=lambda t: (order.get(t.role, 3), t.name)).key
+    if full := full_trial_at(trials, record.lr):  # a grid, check or full-budget race trial
+        record.trial = full.key
         return [], record
     final = Planned(trial_name(record.lr, SEARCH), record.lr, seed, SEARCH)
     if final.key in done:
