@@ -261,6 +261,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow  # a whole process's life: in CI's slow suite, not the default
 def test_a_killed_lab_takes_workers_stuck_in_a_step_with_it(tmp_path):
     # Workers in an endless training_step never read their pipe again: only the kernel
     # (PR_SET_PDEATHSIG) can end them when the lab is killed.

@@ -80,7 +80,10 @@ print(json.dumps({
 '''
 
 
-@pytest.fixture(scope="module", params=["inline", "processes"])
+# Processes as well, in the slow suite (worker processes receive the objects by pickling).
+@pytest.fixture(
+    scope="module", params=["inline", pytest.param("processes", marks=pytest.mark.slow)]
+)
 def notebook_run(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("notebook")
     script = tmp / "notebook.py"

@@ -195,6 +195,7 @@ def test_runs_started_together_get_distinct_folders(tmp_path):
     assert len(set(made)) == 80 and all(p.is_dir() for p in made)
 
 
+@pytest.mark.slow  # a whole process's life: in CI's slow suite, not the default
 def test_two_processes_started_together(tmp_path):
     args = [*FAST, "--finder.enabled", "false", "--trials.lrs", "[0.05]"]
     procs = [spawn(args, tmp_path) for _ in range(2)]
@@ -373,6 +374,7 @@ def test_out_folder_on_a_full_disk_is_bad_input(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.slow  # a whole process's life: in CI's slow suite, not the default
 def test_a_closed_pipe_does_not_stop_the_run(tmp_path):
     proc = spawn(FAST, tmp_path)
     first = proc.stdout.readline()

@@ -358,6 +358,7 @@ def test_ctrl_c_stops_a_study_and_its_hint_resumes_it(tmp_path):
     assert study["date"] == session["started"][:10]
 
 
+@pytest.mark.slow  # a whole process's life: in CI's slow suite, not the default
 def test_a_killed_study_takes_its_workers_and_its_lock_with_it(tmp_path):
     out = tmp_path / "out"
     cmd = study_command(tmp_path, out, workers=2)
